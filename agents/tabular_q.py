@@ -1,0 +1,100 @@
+"""Tabular Q-learning over integer states; discretized_q reuses it with a binning encoder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from gymnasium import spaces
+
+from agents.schedules import KINDS, UNITS, Schedule
+from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, check
+
+MAX_TABLE = 50_000_000  # entries; beyond this a dense table is the wrong tool
+
+
+@dataclass(frozen=True)
+class TabularQConfig:
+    gamma: float = 0.99
+    learning_rate: float = 0.1
+    learning_rate_end: float = 0.1
+    """learning rate decays linearly to this over learning_rate_duration steps"""
+    learning_rate_duration: int = 100_000
+    initial_q: float = 0.0
+    epsilon_schedule: str = "linear"
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_duration: int = 10_000
+    epsilon_unit: str = "step"
+    eval_epsilon: float = 0.0
+
+    def __post_init__(self):
+        check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
+        for name in ("learning_rate", "learning_rate_end"):
+            check(0.0 < getattr(self, name) <= 1.0, f"{name} must be in (0, 1], got {getattr(self, name)}")
+        check(self.epsilon_schedule in KINDS, f"epsilon_schedule must be one of {', '.join(KINDS)}")
+        check(self.epsilon_unit in UNITS, f"epsilon_unit must be one of {', '.join(UNITS)}")
+        for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+            check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check(self.epsilon_duration >= 0 and self.learning_rate_duration >= 0, "durations must be >= 0")
+
+
+class TabularQ:
+    def __init__(self, n_states: int, n_actions: int, config: TabularQConfig, seed: int,
+                 encode: Callable[[np.ndarray], np.ndarray] = lambda obs: np.asarray(obs, np.int64)):
+        if n_states * n_actions > MAX_TABLE:
+            raise ConfigError(f"Q-table of {n_states} states x {n_actions} actions is too large (max {MAX_TABLE} entries); use fewer bins")
+        c = self.cfg = config
+        self.q = np.full((n_states, n_actions), c.initial_q, dtype=np.float64)
+        self.encode = encode
+        self.rng = np.random.default_rng(seed)
+        self.epsilon = Schedule(c.epsilon_schedule, c.epsilon_start, c.epsilon_end, c.epsilon_duration)
+        self.alpha = Schedule("linear", c.learning_rate, c.learning_rate_end, c.learning_rate_duration)
+        self.steps = 0
+        self.episodes = 0
+
+    def current_epsilon(self) -> float:
+        return self.epsilon(self.steps if self.cfg.epsilon_unit == "step" else self.episodes)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        return self.q[self.encode(obs)]
+
+    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
+        q = self.q_values(obs)
+        # break ties at random: an all-zero fresh row must not always pick action 0
+        best = np.argmax(np.where(q == q.max(axis=1, keepdims=True), self.rng.random(q.shape), -1.0), axis=1)
+        eps = self.current_epsilon() if explore else self.cfg.eval_epsilon
+        random = self.rng.random(len(obs)) < eps
+        return np.where(random, self.rng.integers(q.shape[1], size=len(obs)), best)
+
+    def observe(self, batch: Transitions) -> dict[str, float]:
+        s, s2 = self.encode(batch.obs), self.encode(batch.next_obs)
+        alpha = self.alpha(self.steps)
+        # bootstrap unless terminated: a time-limit truncation is not a true end
+        target = batch.reward + self.cfg.gamma * ~batch.terminated * self.q[s2].max(axis=1)
+        td = target - self.q[s, batch.action]
+        self.q[s, batch.action] += alpha * td
+        self.steps += len(s)
+        self.episodes += int(np.sum(batch.terminated | batch.truncated))
+        return {"epsilon": self.current_epsilon(), "td_abs": float(np.abs(td).mean())}
+
+    def state_dict(self) -> dict:
+        return {"q": self.q.copy(), "rng": self.rng.bit_generator.state, "counters": (self.steps, self.episodes)}
+
+    def load_state_dict(self, state) -> None:
+        self.q[:] = state["q"]
+        self.rng.bit_generator.state = state["rng"]
+        self.steps, self.episodes = state["counters"]
+
+
+def make(observation_space, action_space, config: TabularQConfig, seed: int) -> TabularQ:
+    if not isinstance(observation_space, spaces.Discrete) or not isinstance(action_space, spaces.Discrete):
+        raise ConfigError(
+            f"tabular_q needs Discrete observation and action spaces, got {observation_space}; "
+            "for Box observations use discretized_q or dqn"
+        )
+    return TabularQ(int(observation_space.n), int(action_space.n), config, seed,
+                    encode=lambda obs: np.asarray(obs, np.int64) - observation_space.start)
+
+
+SPEC = AgentSpec("tabular_q", make, TabularQConfig, description="tabular Q-learning (Discrete observations)")

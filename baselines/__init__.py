@@ -1,0 +1,81 @@
+"""Reference scores (data in this folder, sources in SOURCES.md) and a tiny loader.
+
+reference(env_id, kwargs) -> Reference: the random score, the score that normalizes to 1
+(classic: gymnasium reward threshold; tabular: exact optimum; Atari: human), and published
+numbers for the env. Imports nothing of dqn_bench.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+class NoReference(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Reference:
+    env_id: str
+    kind: str  # classic | tabular | atari
+    random: float
+    reference: float  # the score that normalizes to 1
+    reference_name: str  # threshold | optimum | human
+    published: dict[str, float] = field(default_factory=dict)
+
+    def normalize(self, score):
+        """(score - random) / (reference - random); works on scalars and numpy arrays."""
+        return (score - self.random) / (self.reference - self.random)
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with open(HERE / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@cache
+def _table() -> dict[tuple[str, str], Reference]:
+    refs: dict[tuple[str, str], Reference] = {}
+    for r in _rows("classic_control.csv"):
+        published = {}
+        if r["zoo_dqn_mean"]:
+            published[f"RL Zoo DQN ({r['zoo_benchmark_env_id']}, {r['zoo_dqn_n_timesteps']} steps)"] = float(r["zoo_dqn_mean"])
+        if r["cleanrl_dqn_py_mean"]:
+            published[f"CleanRL dqn.py ({r['cleanrl_total_timesteps']} steps)"] = float(r["cleanrl_dqn_py_mean"])
+        refs[(r["env_id"], "{}")] = Reference(r["env_id"], "classic", float(r["random_mean"]),
+                                               float(r["reward_threshold"]), "threshold", published)
+    for r in _rows("tabular.csv"):
+        kwargs = json.dumps(json.loads(r["make_kwargs"]), sort_keys=True)
+        refs[(r["env_id"], kwargs)] = Reference(r["env_id"], "tabular", float(r["random_exact_mean"]),
+                                                float(r["optimal_return"]), "optimum")
+    published: dict[str, dict[str, float]] = {}
+    for r in _rows("atari_dqn_reference.csv"):
+        frames = f"{int(r['frames']) // 1_000_000}M frames" if r["frames"] else "frames n/a"
+        published.setdefault(r["ale_v5_id"], {})[f"{r['agent']} ({frames})"] = float(r["score"])
+    for r in _rows("atari_random_human.csv"):
+        refs[(r["ale_v5_id"], "{}")] = Reference(r["ale_v5_id"], "atari", float(r["random"]), float(r["human"]),
+                                                 "human", published.get(r["ale_v5_id"], {}))
+    return refs
+
+
+def reference(env_id: str, kwargs: dict | None = None) -> Reference:
+    # Env kwargs that change the task (is_slippery) select the row; others (a step cap) do not.
+    key = json.dumps({k: v for k, v in (kwargs or {}).items() if k != "max_episode_steps"}, sort_keys=True)
+    refs = _table()
+    if (env_id, key) in refs:
+        return refs[(env_id, key)]
+    known = sorted({e for e, _ in refs})
+    raise NoReference(f"no reference scores for env '{env_id}' with kwargs {key}; known: {', '.join(known[:12])}, ... "
+                      f"({len(known)} envs; add a row to baselines/*.csv with its source)")
+
+
+@cache
+def atari5_weights() -> dict[str, float]:
+    """Atari-5 regression weights (Aitchison et al. 2022) for the median-HNS prediction."""
+    return {r["ale_v5_id"]: float(r["weight"]) for r in _rows("atari5.csv") if r["subset"] == "Atari_5"}

@@ -1,0 +1,80 @@
+"""dqn_bench `dqn` vs Stable-Baselines3 DQN on CartPole-v1 with the Zoo hyperparameters.
+
+Both train for the same steps, one torch thread each, one after the other in fresh subprocesses
+of this same run (so machine noise hits both alike), then evaluate 10 greedy episodes.
+Prints both wall times, the ratio ours / SB3 (target <= 0.5) and both final scores.
+
+    pip install -e .[bench] -c constraints.txt
+    python benchmarks/bench_vs_sb3.py [--steps 50000] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+
+def ours(steps: int, seed: int) -> dict:
+    from dqn_bench import config as cfg
+    from dqn_bench.runner import run_one
+
+    spec = cfg.plan(cfg.load_suite("classic"), ["dqn"], ["CartPole-v1"], 1,
+                    {"budget": str(steps), "eval_every": str(steps)})[0]
+    spec = type(spec)(**{**spec.__dict__, "seed": seed})
+    record = run_one(spec)  # sets one thread itself; timed inside, imports excluded
+    if record["status"] != "ok":
+        raise RuntimeError(record["error"])
+    return {"wall_s": record["wall_time_s"], "score": record["final_score"]}
+
+
+def sb3(steps: int, seed: int) -> dict:
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from stable_baselines3 import DQN
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    env = gym.make("CartPole-v1")
+    # RL Zoo hyperparams/dqn.yml, CartPole-v1
+    model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+                learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256,
+                gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04,
+                policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=steps)
+    eval_env, returns = gym.make("CartPole-v1"), []
+    for i in range(10):
+        obs, _ = eval_env.reset(seed=1_000_000 + i)
+        done, total = False, 0.0
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, r, term, trunc, _ = eval_env.step(int(action))
+            total += r
+            done = term or trunc
+        returns.append(total)
+    return {"wall_s": time.perf_counter() - start, "score": float(np.mean(returns))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--which", choices=["ours", "sb3"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.which:  # child process
+        print(json.dumps({"ours": ours, "sb3": sb3}[args.which](args.steps, args.seed)))
+        return
+    results = {}
+    for which in ("ours", "sb3"):
+        out = subprocess.run([sys.executable, __file__, "--which", which, "--steps", str(args.steps),
+                              "--seed", str(args.seed)], capture_output=True, text=True, check=True)
+        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{which:>5}: {results[which]['wall_s']:7.1f} s   final score {results[which]['score']:.1f}")
+    ratio = results["ours"]["wall_s"] / results["sb3"]["wall_s"]
+    print(f"ratio ours/sb3 = {ratio:.2f} (target <= 0.5) on CartPole-v1, {args.steps} steps, 1 thread each")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""dqn_bench: one agent protocol, a resumable harness over Gymnasium, rliable reports."""

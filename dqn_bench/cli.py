@@ -1,0 +1,124 @@
+"""python -m dqn_bench {run,list}: plan -> validate -> execute -> store."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import envs
+from dqn_bench import config as cfg
+from dqn_bench import registry
+from dqn_bench.executors import default_workers, run_local
+from dqn_bench.protocol import ConfigError
+from dqn_bench.store import Store
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2, no usage dump
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _names(values: Sequence[str] | None) -> list[str] | None:
+    """Accept both `--agents a b` and `--agents a,b`."""
+    if not values:
+        return None
+    return [n for v in values for n in v.split(",") if n]
+
+
+def validate(specs: list[cfg.RunSpec]) -> None:
+    """Build each env and each agent on it once, so a bad pairing fails before any run starts."""
+    built = {}
+    for spec in specs:
+        if spec.env not in built:
+            built[spec.env] = envs.make(spec.env_id, 0, **spec.env_kwargs)
+        if (spec.agent, spec.env) in built:
+            continue
+        env = built[spec.env]
+        try:
+            registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, 0)
+        except ConfigError as e:
+            raise ConfigError(f"agent '{spec.agent}' cannot run on '{spec.env}': {e}") from None
+        built[(spec.agent, spec.env)] = True
+
+
+def cmd_run(args) -> int:
+    for pkg in args.env_package:
+        envs.import_env_package(pkg)
+    suite = cfg.load_suite(args.suite)
+    specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set))
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    validate(specs)
+    store = Store(Path(args.out) / suite["name"])
+    store.check_writable()
+    done = store.finished(retry_failed=args.retry_failed)
+    todo = [s for s in specs if s.key not in done]
+    workers = args.workers or default_workers()
+    print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
+          f"{len(todo)} to run on {min(workers, max(1, len(todo)))} worker(s) -> {store.runs}", file=sys.stderr)
+    from tqdm import tqdm
+
+    failed = 0
+    with tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True, disable=not todo) as bar:
+        for record in run_local(todo, workers, args.env_package):
+            store.write(record)
+            spec = record["spec"]
+            if record["status"] == "failed":
+                failed += 1
+                tqdm.write(f"FAILED {spec['agent']} {spec['env']} seed {spec['seed']}: {record['error']}", file=sys.stderr)
+            bar.set_postfix_str(f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
+                                f" score {record['final_score'] if record['final_score'] is None else round(record['final_score'], 1)}"
+                                + (f", {failed} failed" if failed else ""))
+            bar.update()
+    print(f"done: {len(todo) - failed} ok, {failed} failed, records in {store.runs}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_list(args) -> int:
+    print("agents (name: base agent, preset overrides):")
+    for name, (spec, preset) in sorted(registry.agent_names().items()):
+        extra = ", ".join(f"{k}={v}" for k, v in preset.items())
+        print(f"  {name}: {spec}" + (f" [{extra}]" if extra else ""))
+    print("suites:")
+    for name in cfg.suite_names():
+        suite = cfg.load_suite(name)
+        print(f"  {name}: {suite.get('description', '')}")
+        print(f"    agents: {', '.join(suite.get('agents', []))}")
+        print(f"    envs: {', '.join(suite.get('envs', []))}; seeds: {suite.get('seeds', 1)}")
+    print("envs: any registered Gymnasium id with a Discrete action space (--env-package registers more)")
+    return 0
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m dqn_bench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="run a suite's agent x env x seed grid; finished runs are skipped")
+    run.add_argument("--suite", required=True, help=f"one of {', '.join(cfg.suite_names())} or a .toml file")
+    run.add_argument("--agents", nargs="+", help="agents or presets (default: the suite's)")
+    run.add_argument("--envs", nargs="+", help="env labels or Gymnasium ids (default: the suite's)")
+    run.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the suite's)")
+    run.add_argument("--workers", type=int, help="parallel runs (default: number of cores)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override an agent config key or budget/eval_every/eval_episodes")
+    run.add_argument("--out", default="results", help="results root; records go to OUT/SUITE/runs")
+    run.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
+    run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="agents, presets, suites and envs")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; rerun the same command to continue", file=sys.stderr)
+        return 130

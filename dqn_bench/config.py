@@ -1,0 +1,150 @@
+"""Suites (TOML data files) + presets + --set overrides -> fully resolved RunSpecs."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from dqn_bench import registry
+from dqn_bench.protocol import ConfigError, coerce
+
+SUITES_DIR = Path(__file__).parent / "suites"
+RUN_KEYS = {"budget": int, "eval_every": int, "eval_episodes": int}  # settable per run, not per agent
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run; its hash is the run's key in the store."""
+
+    agent: str  # user-facing name (a preset or a spec name)
+    agent_spec: str  # registry entry that builds it
+    config: Mapping[str, Any]  # every config field, resolved
+    env: str  # label in the suite (usually the Gymnasium id)
+    env_id: str
+    env_kwargs: Mapping[str, Any]
+    seed: int
+    budget: int  # env steps
+    eval_every: int
+    eval_episodes: int
+    eval_seed: int  # evaluation episode i resets with eval_seed + i
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
+        return cls(**data)
+
+
+def env_family(env_id: str) -> str:
+    return "atari" if env_id.startswith("ALE/") else "default"
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown suite '{name_or_path}'; valid: {', '.join(suite_names())} or a .toml path")
+    try:
+        suite = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"suite file {path} is not valid TOML: {e}") from None
+    suite.setdefault("name", path.stem)
+    return suite
+
+
+def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set '{pair}'; expected key=value, e.g. --set learning_rate=0.001")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _layered(table: Mapping[str, Any], env: str, env_id: str) -> dict[str, Any]:
+    """default -> family -> env, later layers win."""
+    merged: dict[str, Any] = {}
+    for layer in ("default", env_family(env_id), env):
+        merged.update(table.get(layer, {}))
+    return merged
+
+
+def plan(
+    suite: Mapping[str, Any],
+    agents: Sequence[str] | None = None,
+    envs: Sequence[str] | None = None,
+    seeds: int | None = None,
+    sets: Mapping[str, str] | None = None,
+) -> list[RunSpec]:
+    """Resolve the agent x env x seed grid. Raises ConfigError before anything is run."""
+    sets = dict(sets or {})
+    env_tables: Mapping[str, Any] = suite.get("env", {})
+    agents = list(agents or suite.get("agents", []))
+    env_labels = list(envs or suite.get("envs", []))
+    n_seeds = seeds if seeds is not None else int(suite.get("seeds", 1))
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    if not agents or not env_labels:
+        raise ConfigError("the suite selects no agents or no envs; give --agents and --envs")
+    resolved = {a: registry.resolve(a) for a in agents}
+
+    run_sets = {k: coerce(v, RUN_KEYS[k], k) for k, v in sets.items() if k in RUN_KEYS}
+    agent_sets = {k: v for k, v in sets.items() if k not in RUN_KEYS}
+    known = set(RUN_KEYS)
+    for spec, _ in resolved.values():
+        known |= {f.name for f in dataclasses.fields(spec.config_cls)}
+    unknown = sorted(set(agent_sets) - known)
+    if unknown:
+        raise ConfigError(f"unknown --set key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+
+    runs = []
+    for label in env_labels:
+        table = env_tables.get(label, {})
+        env_id = table.get("id", label)
+        defaults = suite.get("defaults", {})
+        run = {k: table.get(k, defaults.get(k)) for k in RUN_KEYS} | run_sets
+        missing = [k for k, v in run.items() if v is None]
+        if missing:
+            raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; add it or --set it")
+        for k, v in run.items():
+            if v < 1:
+                raise ConfigError(f"{k} must be >= 1, got {v}")
+        for agent, (spec, preset) in resolved.items():
+            fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+            overrides = _layered(suite.get("hyperparams", {}).get(spec.name, {}), label, env_id)
+            overrides |= dict(preset)
+            overrides |= {k: v for k, v in agent_sets.items() if k in fields}
+            config = dataclasses.asdict(spec.make_config(overrides))
+            for seed in range(n_seeds):
+                runs.append(
+                    RunSpec(
+                        agent=agent,
+                        agent_spec=spec.name,
+                        config=config,
+                        env=label,
+                        env_id=env_id,
+                        env_kwargs=dict(table.get("kwargs", {})),
+                        seed=seed,
+                        budget=run["budget"],
+                        eval_every=run["eval_every"],
+                        eval_episodes=run["eval_episodes"],
+                        eval_seed=1_000_000 + 1000 * seed,
+                    )
+                )
+    return runs

@@ -1,0 +1,107 @@
+"""The contract every agent implements; agents/ and envs/ import only this from dqn_bench."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """Bad user input (unknown name, invalid value). The CLI prints it as one line, exit code 2."""
+
+
+class Transitions(NamedTuple):
+    """A batch of n transitions, one per environment, all arrays with leading axis n.
+
+    next_obs is the real last observation when an episode ends (never the reset observation);
+    bootstrapping stops only on `terminated`, a time-limit `truncated` still bootstraps.
+    """
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+
+
+@runtime_checkable
+class Agent(Protocol):
+    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
+        """obs[n, *obs_shape] -> actions[n]. explore=False is the evaluation policy."""
+
+    def observe(self, batch: Transitions) -> dict[str, float]:
+        """Store and learn on the agent's own schedule; returns metrics (loss, epsilon, ...)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: networks, optimizer, replay, schedules, RNG."""
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+Factory = Callable[..., Agent]  # make(observation_space, action_space, config, seed) -> Agent
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What an entry point in the group `dqn_bench.agents` points at.
+
+    `presets` maps a user-facing agent name to config overrides; the spec's own name is always
+    usable and means the config defaults.
+    """
+
+    name: str
+    factory: Factory
+    config_cls: type
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    description: str = ""
+
+    def make_config(self, overrides: Mapping[str, Any]) -> Any:
+        """Build the frozen config, coercing strings from the CLI; unknown keys are a ConfigError."""
+        fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key(s) {', '.join(unknown)} for agent '{self.name}'; "
+                f"valid: {', '.join(fields) or '(none)'}"
+            )
+        defaults = self.config_cls()
+        values = {k: coerce(v, type(getattr(defaults, k)), k) for k, v in overrides.items()}
+        return self.config_cls(**values)  # __post_init__ validates ranges
+
+
+def coerce(value: Any, to: type, key: str) -> Any:
+    """Turn a CLI/TOML value into the type of the config default (bool/int/float/str/tuple)."""
+    if isinstance(value, to) and not (to is int and isinstance(value, bool)):
+        return value
+    try:
+        if to is bool:
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, (int, np.integer)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if to is int:
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+            return int(f)
+        if to is float:
+            return float(value)
+        if to is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.strip("()[] ").split(",") if v.strip()]
+            return tuple(float(v) if "." in str(v) or "e" in str(v).lower() else int(v) for v in value)
+        if to is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"bad value {value!r} for '{key}': expected {to.__name__}")
+
+
+def check(condition: bool, message: str) -> None:
+    """Config validation helper for __post_init__: raise a one-line ConfigError."""
+    if not condition:
+        raise ConfigError(message)

@@ -1,0 +1,45 @@
+"""Agent discovery through the entry-point group `dqn_bench.agents` (built-ins included)."""
+from __future__ import annotations
+
+import functools
+from importlib.metadata import entry_points
+from typing import Any, Mapping
+
+from dqn_bench.protocol import AgentSpec, ConfigError
+
+GROUP = "dqn_bench.agents"
+
+
+@functools.cache
+def specs() -> dict[str, AgentSpec]:
+    """Spec name -> AgentSpec for every installed entry point."""
+    found: dict[str, AgentSpec] = {}
+    for ep in entry_points(group=GROUP):
+        spec = ep.load()
+        if not isinstance(spec, AgentSpec):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a dqn_bench AgentSpec")
+        found[spec.name] = spec
+    return found
+
+
+def agent_names() -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """User-facing agent name -> (spec name, preset overrides)."""
+    names: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    for spec in specs().values():
+        names[spec.name] = (spec.name, spec.presets.get(spec.name, {}))
+        for preset, overrides in spec.presets.items():
+            names[preset] = (spec.name, overrides)
+    return names
+
+
+def resolve(agent: str) -> tuple[AgentSpec, Mapping[str, Any]]:
+    names = agent_names()
+    if agent not in names:
+        raise ConfigError(f"unknown agent '{agent}'; valid: {', '.join(sorted(names))}")
+    spec_name, preset = names[agent]
+    return specs()[spec_name], preset
+
+
+def make_agent(spec_name: str, observation_space, action_space, config: Mapping[str, Any], seed: int):
+    spec = specs()[spec_name]
+    return spec.factory(observation_space, action_space, spec.make_config(config), seed)

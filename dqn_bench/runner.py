@@ -1,0 +1,118 @@
+"""run_one(spec): train with periodic evaluation on a separate seeded env -> RunRecord (a dict)."""
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+import time
+import traceback
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import envs
+from dqn_bench import registry
+from dqn_bench.config import RunSpec
+from dqn_bench.protocol import Transitions
+
+SCHEMA = 1
+TIMING_KEYS = ("wall_time_s", "steps_per_s")
+
+
+@cache
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("dqn_bench", "torch", "gymnasium", "numpy", "ale-py"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    out["git_sha"] = sha or "unknown"
+    return out
+
+
+def evaluate(agent, env, episodes: int, seed: int) -> list[float]:
+    """Full-episode returns of the evaluation policy; episode i always starts from seed + i."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            action = agent.act(np.asarray(obs)[None], explore=False)[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def train(spec: RunSpec) -> dict:
+    """The training loop proper; raises on any failure (run_one records it)."""
+    env = envs.make(spec.env_id, spec.seed, **spec.env_kwargs)
+    eval_env = envs.make(spec.env_id, spec.eval_seed, evaluation=True, **spec.env_kwargs)
+    agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, spec.seed)
+    eval_steps, eval_returns = [0], [evaluate(agent, eval_env, spec.eval_episodes, spec.eval_seed)]
+    episode_returns, episode_ends = [], []
+    obs, _ = env.reset()
+    ep_return = 0.0
+    for step in range(1, spec.budget + 1):
+        obs_n = np.asarray(obs)[None]  # batch axis of 1 (Discrete observations are ints)
+        action = agent.act(obs_n, explore=True)
+        next_obs, reward, terminated, truncated, _ = env.step(action[0])
+        # next_obs is the real final observation here: the env is reset only below
+        metrics = agent.observe(
+            Transitions(obs_n, action, np.array([reward], np.float32), np.asarray(next_obs)[None],
+                        np.array([terminated]), np.array([truncated]))
+        )
+        loss = metrics.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss} at step {step}")
+        ep_return += float(reward)
+        if terminated or truncated:
+            episode_returns.append(ep_return)
+            episode_ends.append(step)
+            ep_return = 0.0
+            obs, _ = env.reset()
+        else:
+            obs = next_obs
+        if step % spec.eval_every == 0 or step == spec.budget:
+            eval_steps.append(step)
+            eval_returns.append(evaluate(agent, eval_env, spec.eval_episodes, spec.eval_seed))
+    env.close()
+    eval_env.close()
+    return {
+        "eval": {"steps": eval_steps, "returns": eval_returns},
+        "train": {"episode_returns": episode_returns, "episode_end_steps": episode_ends},
+        "final_score": float(np.mean(eval_returns[-1])),
+    }
+
+
+def run_one(spec: RunSpec) -> dict:
+    """Never raises for a failure inside the run: it comes back as status 'failed'."""
+    torch.set_num_threads(1)  # one core per run; parallelism comes from running runs side by side
+    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math ~2x
+    start = time.perf_counter()
+    record = {"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions()}
+    try:
+        result = train(spec)
+        record |= {"status": "ok", "error": None, **result}
+    except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        record |= {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})",
+            "eval": None, "train": None, "final_score": None,
+        }
+    wall = time.perf_counter() - start
+    record |= {"wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / wall, 1)}
+    return record

@@ -1,0 +1,104 @@
+"""One JSON record per run under <out>/<suite>/runs/, written atomically, keyed by the spec hash."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from dqn_bench.config import RunSpec
+from dqn_bench.protocol import ConfigError
+
+REQUIRED = {
+    "schema": int, "key": str, "spec": dict, "status": str, "versions": dict,
+    "wall_time_s": (int, float), "steps_per_s": (int, float),
+}
+
+
+class CorruptRecord(ValueError):
+    pass
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate(record: object) -> dict:
+    if not isinstance(record, dict):
+        raise CorruptRecord("not a JSON object")
+    for key, typ in REQUIRED.items():
+        if not isinstance(record.get(key), typ):
+            raise CorruptRecord(f"field '{key}' missing or not {typ}")
+    if record["status"] not in ("ok", "failed"):
+        raise CorruptRecord(f"status '{record['status']}' is not ok/failed")
+    try:
+        key = RunSpec.from_json(record["spec"]).key
+    except TypeError as e:
+        raise CorruptRecord(f"spec does not match RunSpec: {e}") from None
+    if key != record["key"]:
+        raise CorruptRecord(f"key {record['key']} does not match its spec (hash {key})")
+    if record["status"] == "ok":
+        ev = record.get("eval")
+        if not (isinstance(ev, dict) and len(ev.get("steps", [])) == len(ev.get("returns", [])) > 0):
+            raise CorruptRecord("eval curve missing or ragged")
+        if not isinstance(record.get("final_score"), (int, float)):
+            raise CorruptRecord("final_score missing")
+    return record
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def check_writable(self) -> None:
+        """Fail before any work if the folder cannot take records."""
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.runs):
+                pass
+        except OSError as e:
+            raise ConfigError(f"output folder {self.root} is not writable ({e.strerror}); choose another with --out") from None
+
+    def path_for(self, spec: RunSpec) -> Path:
+        safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s)  # noqa: E731
+        return self.runs / f"{safe(spec.env)}__{safe(spec.agent)}__s{spec.seed}__{spec.key}.json"
+
+    def write(self, record: dict) -> Path:
+        path = self.path_for(RunSpec.from_json(record["spec"]))
+        atomic_write_text(path, json.dumps(validate(record), indent=1, sort_keys=True) + "\n")
+        return path
+
+    def scan(self) -> Iterator[tuple[Path, dict | CorruptRecord]]:
+        for path in sorted(self.runs.glob("*.json")):
+            try:
+                yield path, validate(json.loads(path.read_text()))
+            except (json.JSONDecodeError, UnicodeDecodeError, CorruptRecord) as e:
+                yield path, CorruptRecord(f"{path}: {e}")
+
+    def records(self) -> list[dict]:
+        """Every valid record; corrupt files are reported on stderr, never used."""
+        good = []
+        for path, rec in self.scan():
+            if isinstance(rec, CorruptRecord):
+                print(f"warning: skipping corrupt record {rec}", file=sys.stderr)
+            else:
+                good.append(rec)
+        return good
+
+    def finished(self, retry_failed: bool = False) -> set[str]:
+        return {r["key"] for r in self.records() if r["status"] == "ok" or not retry_failed}

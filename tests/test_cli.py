@@ -1,0 +1,130 @@
+"""The CLI end to end: smoke run, resume, listing, an out-of-tree agent, bad input."""
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dqn_bench.store import Store
+
+TINY = ["--set", "budget=300", "--set", "eval_every=150", "--set", "eval_episodes=2"]
+
+
+def records(root):
+    return [json.loads(p.read_text()) for p in sorted(Path(root).glob("*/runs/*.json"))]
+
+
+def test_smoke_run_then_resume_skips_finished(run_cli, tmp_path):
+    r = run_cli("run", "--suite", "smoke", "--seeds", "1", "--workers", "2", "--out", tmp_path, *TINY)
+    assert r.returncode == 0, r.stderr
+    recs = records(tmp_path)
+    assert len(recs) == 4  # 2 agents x 2 envs x 1 seed
+    for rec in recs:
+        assert rec["status"] == "ok"
+        assert rec["eval"]["steps"] == [0, 150, 300]
+        assert all(len(ep) == 2 for ep in rec["eval"]["returns"])
+        assert rec["final_score"] == pytest.approx(sum(rec["eval"]["returns"][-1]) / 2)
+        assert rec["versions"]["torch"].startswith("2.")
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/runs/*.json")}
+    r = run_cli("run", "--suite", "smoke", "--seeds", "2", "--workers", "1", "--out", tmp_path, *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "4 already stored, 4 to run" in r.stderr
+    assert len(records(tmp_path)) == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished runs untouched
+
+
+def test_list_names_agents_presets_suites(run_cli):
+    r = run_cli("list")
+    assert r.returncode == 0
+    for name in ("random", "dqn", "double_dqn", "dueling_dqn", "per_dqn", "combined_dqn", "classic", "smoke"):
+        assert name in r.stdout
+
+
+def test_out_of_tree_agent_via_entry_point(run_cli, tmp_path):
+    """A third-party package registers an agent in group dqn_bench.agents; the CLI runs it unchanged."""
+    pkg = tmp_path / "site"
+    (pkg / "always_zero").mkdir(parents=True)
+    (pkg / "always_zero" / "__init__.py").write_text(textwrap.dedent("""
+        from dataclasses import dataclass
+        import numpy as np
+        from dqn_bench.protocol import AgentSpec
+
+        @dataclass(frozen=True)
+        class Config:
+            action: int = 0
+
+        class AlwaysSame:
+            def __init__(self, action): self.action = action
+            def act(self, obs, *, explore): return np.full(len(obs), self.action)
+            def observe(self, batch): return {}
+            def state_dict(self): return {}
+            def load_state_dict(self, state): pass
+
+        SPEC = AgentSpec("always", lambda o, a, cfg, seed: AlwaysSame(cfg.action), Config,
+                         presets={"always_left": {"action": 0}, "always_right": {"action": 1}})
+    """))
+    dist = pkg / "always_zero-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: always-zero\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[dqn_bench.agents]\nalways = always_zero:SPEC\n")
+    env = {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    assert "always_right" in run_cli("list", env=env).stdout
+    r = run_cli("run", "--suite", "smoke", "--agents", "always_right", "--envs", "CartPole-v1",
+                "--seeds", "1", "--out", tmp_path / "out", *TINY, env=env)
+    assert r.returncode == 0, r.stderr
+    (rec,) = records(tmp_path / "out")
+    assert rec["spec"]["agent"] == "always_right" and rec["spec"]["config"] == {"action": 1}
+    assert rec["final_score"] < 15  # pushing right all the time topples the pole fast
+
+
+BAD = [
+    (["--agents", "dqnn"], "unknown agent 'dqnn'; valid:"),
+    (["--envs", "CartPole-v9"], "unknown env 'CartPole-v9'"),
+    (["--suite", "nope"], "unknown suite 'nope'; valid:"),
+    (["--set", "learning_rat=0.1"], "unknown --set key(s) learning_rat; valid:"),
+    (["--set", "learning_rate=-0.1"], "learning_rate must be > 0"),
+    (["--set", "gamma=1.5"], "gamma must be in [0, 1]"),
+    (["--set", "batch_size=512", "--set", "buffer_size=100"], "batch_size must be in [1, buffer_size=100]"),
+    (["--set", "gamma=abc"], "bad value 'abc' for 'gamma'"),
+    (["--envs", "MountainCarContinuous-v0"], "valid: Discrete action spaces only"),
+    (["--agents", "tabular_q"], "agent 'tabular_q' cannot run on 'CartPole-v1'"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--workers", "x"], "invalid int value"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_bad_input_one_line_exit_2_nothing_written(run_cli, tmp_path, args, message):
+    r = run_cli("run", "--suite", "smoke", "--out", tmp_path / "out", *args)  # a later --suite wins
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder(run_cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = run_cli("run", "--suite", "smoke", "--out", blocker, *TINY)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "not writable" in r.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_failed_run_is_recorded_and_suite_goes_on(tmp_path, monkeypatch):
+    """A NaN loss fails that run only; the record says why and a rerun skips it."""
+    from dqn_bench import cli
+
+    r = cli.main(["run", "--suite", "smoke", "--agents", "dqn", "random", "--envs", "CartPole-v1",
+                  "--seeds", "1", "--workers", "1", "--out", str(tmp_path),
+                  "--set", "learning_rate=1e30", "--set", "max_grad_norm=0", "--set", "loss=mse",
+                  "--set", "learning_starts=32", "--set", "budget=2000", "--set", "eval_every=1000"])
+    assert r == 1  # some run failed
+    by_agent = {rec["spec"]["agent"]: rec for rec in records(tmp_path)}
+    assert by_agent["dqn"]["status"] == "failed"
+    assert "non-finite loss" in by_agent["dqn"]["error"]
+    assert by_agent["random"]["status"] == "ok"
+    assert len(Store(tmp_path / "smoke").finished()) == 2

@@ -1,0 +1,55 @@
+"""Records: atomic writes, schema check, corrupt files reported and never used."""
+import json
+
+import pytest
+
+from dqn_bench import config as cfg
+from dqn_bench.runner import run_one
+from dqn_bench.store import CorruptRecord, Store, validate
+
+
+@pytest.fixture(scope="module")
+def record():
+    spec = cfg.plan(cfg.load_suite("smoke"), ["random"], ["CartPole-v1"], 1,
+                    {"budget": "200", "eval_every": "100", "eval_episodes": "2"})[0]
+    return run_one(spec)
+
+
+def test_write_is_atomic_and_roundtrips(tmp_path, record):
+    store = Store(tmp_path)
+    path = store.write(record)
+    assert json.loads(path.read_text()) == record
+    assert [p.name for p in store.runs.iterdir()] == [path.name]  # no temp file left behind
+    assert store.finished() == {record["key"]}
+
+
+def test_corrupt_and_tampered_records_are_reported_not_used(tmp_path, record, capsys):
+    store = Store(tmp_path)
+    good = store.write(record)
+    (store.runs / "truncated.json").write_text(good.read_text()[:100])
+    tampered = dict(record, spec={**record["spec"], "seed": 99})
+    (store.runs / "tampered.json").write_text(json.dumps(tampered))
+    assert [r["key"] for r in store.records()] == [record["key"]]
+    err = capsys.readouterr().err
+    assert "truncated.json" in err and "tampered.json" in err and "does not match its spec" in err
+
+
+def test_validate_rejects_missing_fields(record):
+    broken = {k: v for k, v in record.items() if k != "status"}
+    with pytest.raises(CorruptRecord, match="status"):
+        validate(broken)
+
+
+def test_interrupted_write_leaves_old_record(tmp_path, record, monkeypatch):
+    store = Store(tmp_path)
+    path = store.write(record)
+    before = path.read_text()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(dict(record, wall_time_s=123.0))
+    assert path.read_text() == before
+    assert len(list(store.runs.iterdir())) == 1
