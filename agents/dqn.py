@@ -121,6 +121,10 @@ class DQN:
     def current_epsilon(self) -> float:
         return self.epsilon(self.steps if self.cfg.epsilon_unit == "step" else self.episodes)
 
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.q(torch.as_tensor(obs)).numpy()
+
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
         eps = self.current_epsilon() if explore else self.cfg.eval_epsilon
         n = len(obs)

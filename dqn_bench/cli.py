@@ -75,6 +75,43 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args) -> int:
+    from dqn_bench import report
+
+    suite = cfg.load_suite(args.suite)
+    root = Path(args.out) / suite["name"]
+    if not (root / "runs").is_dir():
+        raise ConfigError(f"no records in {root / 'runs'}; run `python -m dqn_bench run --suite {args.suite}` first")
+    if args.reps < 1:
+        raise ConfigError(f"--reps must be >= 1, got {args.reps}")
+    files = report.build(root, reps=args.reps, allow_ragged=args.allow_ragged)
+    if args.check:
+        stale = report.stale(root, files)
+        if stale:
+            print(f"stale report in {root}: {', '.join(stale)} differ from the records; "
+                  f"run `python -m dqn_bench report --suite {args.suite}`", file=sys.stderr)
+            return 1
+        print(f"report in {root} is current ({len(files)} files)", file=sys.stderr)
+        return 0
+    report.write(root, files)
+    print(f"wrote {', '.join(sorted(files))} to {root}", file=sys.stderr)
+    return 0
+
+
+def cmd_phase(args) -> int:
+    from dqn_bench import phase
+
+    suite = cfg.load_suite(args.suite)
+    (spec,) = [s for s in cfg.plan(suite, [args.agent], [args.env], args.seed + 1, cfg.parse_sets(args.set))
+               if s.seed == args.seed]
+    out = Path(args.png or f"results/phase/{spec.env}__{spec.agent}__s{spec.seed}.png")
+    if out.suffix != ".png":
+        raise ConfigError(f"--png must end in .png, got {out}")
+    result = phase.draw(spec, out, args.grid)
+    print(f"wrote {out} (final evaluation {result['final_score']:.1f})", file=sys.stderr)
+    return 0
+
+
 def cmd_list(args) -> int:
     print("agents (name: base agent, preset overrides):")
     for name, (spec, preset) in sorted(registry.agent_names().items()):
@@ -106,6 +143,24 @@ def build_parser() -> Parser:
     run.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
     run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="rliable tables and plots from a suite's stored records")
+    rep.add_argument("--suite", required=True)
+    rep.add_argument("--out", default="results", help="results root (reads OUT/SUITE/runs)")
+    rep.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
+    rep.add_argument("--allow-ragged", action="store_true", help="report only seeds every agent x env has")
+    rep.add_argument("--check", action="store_true", help="exit 1 if the committed outputs differ from a rebuild")
+    rep.set_defaults(func=cmd_report)
+
+    ph = sub.add_parser("phase", help="train one run and draw greedy action and V(s) over a 2-D state space")
+    ph.add_argument("--suite", default="classic")
+    ph.add_argument("--agent", default="discretized_q")
+    ph.add_argument("--env", default="MountainCar-v0")
+    ph.add_argument("--seed", type=int, default=0)
+    ph.add_argument("--grid", type=int, default=101, help="grid points per axis")
+    ph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ph.add_argument("--png", help="output file (default results/phase/ENV__AGENT__sSEED.png)")
+    ph.set_defaults(func=cmd_phase)
 
     ls = sub.add_parser("list", help="agents, presets, suites and envs")
     ls.set_defaults(func=cmd_list)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 import subprocess
 import time
@@ -38,7 +39,18 @@ def versions() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         sha = ""
     out["git_sha"] = sha or "unknown"
+    out["machine"] = f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
     return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def evaluate(agent, env, episodes: int, seed: int) -> list[float]:
@@ -56,8 +68,8 @@ def evaluate(agent, env, episodes: int, seed: int) -> list[float]:
     return returns
 
 
-def train(spec: RunSpec) -> dict:
-    """The training loop proper; raises on any failure (run_one records it)."""
+def train(spec: RunSpec) -> tuple[dict, object]:
+    """The training loop proper -> (result, trained agent); raises on any failure."""
     env = envs.make(spec.env_id, spec.seed, **spec.env_kwargs)
     eval_env = envs.make(spec.env_id, spec.eval_seed, evaluation=True, **spec.env_kwargs)
     agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, spec.seed)
@@ -90,11 +102,12 @@ def train(spec: RunSpec) -> dict:
             eval_returns.append(evaluate(agent, eval_env, spec.eval_episodes, spec.eval_seed))
     env.close()
     eval_env.close()
-    return {
+    result = {
         "eval": {"steps": eval_steps, "returns": eval_returns},
         "train": {"episode_returns": episode_returns, "episode_end_steps": episode_ends},
         "final_score": float(np.mean(eval_returns[-1])),
     }
+    return result, agent
 
 
 def run_one(spec: RunSpec) -> dict:
@@ -104,7 +117,7 @@ def run_one(spec: RunSpec) -> dict:
     start = time.perf_counter()
     record = {"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions()}
     try:
-        result = train(spec)
+        result, _ = train(spec)
         record |= {"status": "ok", "error": None, **result}
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
         tb = traceback.extract_tb(e.__traceback__)[-1]

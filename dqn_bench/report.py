@@ -1,0 +1,154 @@
+"""Stored records -> results/<suite>/README.md, CSVs and PNGs. Same records -> same bytes."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from rliable import plot_utils  # noqa: E402
+
+from dqn_bench import stats  # noqa: E402
+from dqn_bench.store import Store  # noqa: E402
+
+BASE_AGENT = "dqn"
+
+
+def _ci(point, lo, hi, digits=2) -> str:
+    return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
+    rows = []
+    for (env, agent), g in df.groupby(["env", "agent"]):
+        scores = g.sort_values("seed")["final_score"].to_numpy(float)[:, None]
+        point, ci = stats.intervals({agent: scores}, lambda x: np.array([x.mean()]), reps)
+        ref = refs[env]
+        rows.append({
+            "env": env, "agent": agent, "seeds": len(scores), "mean": point[agent][0],
+            "ci_low": ci[agent][0, 0], "ci_high": ci[agent][1, 0], "normalized": ref.normalize(point[agent][0]),
+            "random": ref.random, ref.reference_name: ref.reference,
+            "published": "; ".join(f"{k}: {v:g}" for k, v in ref.published.items()),
+        })
+    return pd.DataFrame(rows)
+
+
+def build(root: Path, reps: int = 2000, allow_ragged: bool = False) -> dict[str, bytes]:
+    """Every output file of a suite's report, by name relative to `root`."""
+    records = Store(root).records()
+    df = stats.check_grid(stats.tidy(records), allow_ragged)
+    refs = stats.reference_for(df)
+    scores = stats.normalized_scores(df, refs)
+    agents = sorted(scores)
+    points, cis = stats.aggregate_intervals(scores, reps)
+    per_env = _per_env(df, refs, reps)
+
+    agg = pd.DataFrame([{"agent": a, **{m: points[a][i] for i, m in enumerate(stats.METRICS)},
+                         **{f"{m} ci_low": cis[a][0, i] for i, m in enumerate(stats.METRICS)},
+                         **{f"{m} ci_high": cis[a][1, i] for i, m in enumerate(stats.METRICS)}} for a in agents])
+    poi_points, poi_cis = stats.improvement_over(scores, BASE_AGENT, reps) if BASE_AGENT in scores else ({}, {})
+    poi = pd.DataFrame([{"pair": p, "P(X > Y)": np.ravel(poi_points[p])[0], "ci_low": np.ravel(poi_cis[p])[0],
+                         "ci_high": np.ravel(poi_cis[p])[1]} for p in poi_points])
+
+    out: dict[str, bytes] = {
+        "per_env.csv": per_env.to_csv(index=False, float_format="%.6g").encode(),
+        "aggregate.csv": agg.to_csv(index=False, float_format="%.6g").encode(),
+    }
+    if not poi.empty:
+        out["improvement.csv"] = poi.to_csv(index=False, float_format="%.6g").encode()
+
+    fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=list(stats.METRICS), algorithms=agents,
+                                                xlabel="Normalized score")
+    out["aggregate.png"] = _png(fig)
+    taus = np.linspace(-0.25, 1.5, 36)
+    prof, prof_ci = stats.performance_profiles(scores, taus, reps)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_utils.plot_performance_profiles(prof, taus, performance_profile_cis=prof_ci, ax=ax,
+                                         xlabel=r"Normalized score ($\tau$)")
+    ax.legend(loc="lower left", fontsize="small")
+    out["profiles.png"] = _png(fig)
+    if poi_points:
+        fig = plot_utils.plot_probability_of_improvement(poi_points, poi_cis)
+        out["improvement.png"] = _png(fig.figure if hasattr(fig, "figure") else fig)
+    fractions, curves = stats.normalized_curves(df, refs)
+    c_points, c_cis = stats.iqm_curves(curves, reps)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_utils.plot_sample_efficiency_curve(fractions, c_points, c_cis, algorithms=agents, ax=ax,
+                                            xlabel="Fraction of the env's training budget",
+                                            ylabel="IQM normalized score", labelsize="large", ticklabelsize="large")
+    ax.legend(fontsize="small")
+    out["sample_efficiency.png"] = _png(fig)
+
+    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps).encode()
+    return out
+
+
+def _markdown(suite, records, df, refs, per_env, agg, poi, reps) -> str:
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = len(records) - len(ok)
+    wall = sum(r["wall_time_s"] for r in records)
+    versions = sorted({" ".join(f"{k} {v}" for k, v in r["versions"].items() if k not in ("machine",)) for r in records})
+    machines = sorted({r["versions"].get("machine", "unknown") for r in records})
+    lines = [
+        f"# Results: `{suite}` suite",
+        "",
+        "Generated by `python -m dqn_bench report` from the run records in `runs/`; do not edit by hand.",
+        "",
+        f"- runs: {len(df)} reported ({df['agent'].nunique()} agents x {df['env'].nunique()} envs x "
+        f"{df['seed'].nunique()} seeds), {failed} failed, {len(records)} records",
+        f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
+        f"- machine(s): {'; '.join(machines)}",
+        f"- versions: {'; '.join(versions)}",
+        f"- normalization: (score - random) / (reference - random); reference = gymnasium reward threshold "
+        f"(classic), exact optimum (tabular), human (Atari); sources in `baselines/SOURCES.md`",
+        f"- intervals: 95% stratified-bootstrap CIs (rliable, {reps} reps, fixed random_state)",
+        "",
+        "## Aggregate (normalized final scores)",
+        "",
+        "| agent | " + " | ".join(stats.METRICS) + " |",
+        "|---|" + "---|" * len(stats.METRICS),
+    ]
+    for _, r in agg.iterrows():
+        lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'])
+                                                         for m in stats.METRICS) + " |")
+    if not poi.empty:
+        lines += ["", f"Probability of improvement over `{BASE_AGENT}`:", "", "| X, Y | P(X > Y) |", "|---|---|"]
+        lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in poi.iterrows()]
+    lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
+    for env, g in per_env.groupby("env"):
+        ref = refs[env]
+        lines += [f"### {env}", "",
+                  f"random {ref.random:g}, {ref.reference_name} {ref.reference:g}"
+                  + (f"; published: {g['published'].iloc[0]}" if g["published"].iloc[0] else ""), "",
+                  "| agent | seeds | final score | normalized |", "|---|---|---|---|"]
+        lines += [f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | {r['normalized']:.2f} |"
+                  for _, r in g.iterrows()]
+        lines.append("")
+    lines += ["## Plots", "", "![aggregate](aggregate.png)", "", "![profiles](profiles.png)", ""]
+    if not poi.empty:
+        lines += ["![improvement](improvement.png)", ""]
+    lines += ["![sample efficiency](sample_efficiency.png)", ""]
+    return "\n".join(lines)
+
+
+def write(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = root / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+
+def stale(root: Path, files: dict[str, bytes]) -> list[str]:
+    return [name for name, data in files.items() if not (root / name).is_file() or (root / name).read_bytes() != data]

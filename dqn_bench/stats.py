@@ -1,0 +1,141 @@
+"""Records -> normalized (runs x tasks [x evals]) arrays -> rliable estimates.
+
+Shape suffixes: R runs (seeds), T tasks (envs), E evaluation points.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from rliable import library, metrics
+
+import baselines
+from dqn_bench.protocol import ConfigError
+
+METRICS = ("Median", "IQM", "Mean", "Optimality Gap")
+
+# rliable 1.2 passes a RandomState to arch's bootstrap, which arch now warns about; same numbers.
+warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+
+
+def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per ok run: agent, env, env_id, env_kwargs, seed, final_score, eval steps/means."""
+    rows = []
+    for r in records:
+        if r["status"] != "ok":
+            continue
+        s = r["spec"]
+        rows.append({
+            "agent": s["agent"], "env": s["env"], "env_id": s["env_id"], "env_kwargs": s["env_kwargs"],
+            "seed": s["seed"], "final_score": r["final_score"],
+            "eval_steps": tuple(r["eval"]["steps"]),
+            "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
+        })
+    df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "final_score",
+                                     "eval_steps", "eval_means"])
+    return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
+
+
+def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
+    """Every agent needs the same seeds on every env; otherwise name what is missing.
+
+    With allow_ragged, keep only the seeds that every (agent, env) cell has.
+    """
+    if df.empty:
+        raise ConfigError("no finished runs to report")
+    seeds = sorted(df["seed"].unique())
+    cells = df.groupby(["agent", "env"])["seed"].apply(set)
+    missing = [f"{a}/{e}/seed {s}" for a in sorted(df["agent"].unique()) for e in sorted(df["env"].unique())
+               for s in seeds if s not in cells.get((a, e), set())]
+    if missing and not allow_ragged:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ConfigError(f"ragged grid: missing runs {shown}; run them, or pass --allow-ragged "
+                          "to report only the seeds every agent x env has")
+    if missing:
+        common = set.intersection(*[cells.get((a, e), set()) for a in df["agent"].unique() for e in df["env"].unique()])
+        if not common:
+            raise ConfigError("no seed is finished for every agent x env; nothing to report")
+        df = df[df["seed"].isin(common)]
+    return df
+
+
+def reference_for(df: pd.DataFrame) -> dict[str, baselines.Reference]:
+    first = df.drop_duplicates("env").set_index("env")
+    try:
+        return {env: baselines.reference(row.env_id, row.env_kwargs) for env, row in first.iterrows()}
+    except baselines.NoReference as e:
+        raise ConfigError(str(e)) from None
+
+
+def normalized_scores(df: pd.DataFrame, refs: Mapping[str, baselines.Reference]) -> dict[str, np.ndarray]:
+    """agent -> scores_RT, normalized per env, tasks in sorted env order."""
+    envs = sorted(df["env"].unique())
+    out = {}
+    for agent, g in df.groupby("agent"):
+        table = g.pivot(index="seed", columns="env", values="final_score")[envs]
+        out[agent] = np.stack([refs[e].normalize(table[e].to_numpy(float)) for e in envs], axis=1)
+    return out
+
+
+def normalized_curves(df: pd.DataFrame, refs: Mapping[str, baselines.Reference]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Evaluation points as fractions of each env's budget (0..1) and agent -> curves_RTE."""
+    envs = sorted(df["env"].unique())
+    lengths = {len(s) for s in df["eval_steps"]}
+    if len(lengths) != 1:
+        raise ConfigError("evaluation curves differ in length across runs; give every env the same number of eval points")
+    (n,) = lengths
+    fractions = np.linspace(0, 1, n)
+    out = {}
+    for agent, g in df.groupby("agent"):
+        per_env = []
+        for e in envs:
+            rows = g[g["env"] == e].sort_values("seed")
+            per_env.append(refs[e].normalize(np.array(rows["eval_means"].tolist(), float)))
+        out[agent] = np.stack(per_env, axis=1)
+    return fractions, out
+
+
+def aggregate(func_name: str, x_RT: np.ndarray) -> np.ndarray:
+    fn = {"Median": metrics.aggregate_median, "IQM": metrics.aggregate_iqm, "Mean": metrics.aggregate_mean,
+          "Optimality Gap": metrics.aggregate_optimality_gap}[func_name]
+    return fn(x_RT)
+
+
+def intervals(score_dict, func, reps: int, seed: int = 0):
+    """rliable's get_interval_estimates, reproducible: its StratifiedBootstrap draws from numpy's
+    global RNG (ignoring random_state), so seed that too, and restore it afterwards."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return library.get_interval_estimates(score_dict, func, reps=reps, random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(saved)
+
+
+def aggregate_intervals(scores: Mapping[str, np.ndarray], reps: int, seed: int = 0):
+    """Point estimates and stratified-bootstrap 95% CIs of the four aggregate metrics per agent."""
+    func = lambda x: np.array([aggregate(m, x) for m in METRICS])  # noqa: E731
+    return intervals(scores, func, reps, seed)
+
+
+def improvement_over(scores: Mapping[str, np.ndarray], base: str, reps: int, seed: int = 0):
+    """P(agent > base) per agent (rliable's probability of improvement) with 95% CIs."""
+    pairs = {f"{a},{base}": (scores[a], scores[base]) for a in sorted(scores) if a != base}
+    if not pairs:
+        return {}, {}
+    return intervals(pairs, metrics.probability_of_improvement, reps, seed)
+
+
+def iqm_curves(curves: Mapping[str, np.ndarray], reps: int, seed: int = 0):
+    """IQM across runs and tasks at every evaluation point, with CIs."""
+    func = lambda x: np.array([metrics.aggregate_iqm(x[..., e]) for e in range(x.shape[-1])])  # noqa: E731
+    return intervals(curves, func, reps, seed)
+
+
+def performance_profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray, reps: int, seed: int = 0):
+    """Run-score distributions (fraction of runs above tau) with CIs. rliable's
+    create_performance_profile takes no random_state, so call its pieces with ours."""
+    func = lambda x: library.score_distributions(x, taus)  # noqa: E731
+    return intervals(scores, func, reps, seed)

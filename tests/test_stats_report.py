@@ -1,0 +1,92 @@
+"""Normalization by hand, our aggregates == rliable on the same arrays, ragged grids, --check."""
+import numpy as np
+import pytest
+from rliable import library, metrics
+
+import baselines
+from dqn_bench import cli, report, stats
+from dqn_bench.protocol import ConfigError
+from dqn_bench.store import Store
+
+
+def fake_record(agent, env, seed, final, curve=(0.0, 1.0)):
+    """A record as the runner writes it, with made-up scores (for report tests only)."""
+    from dqn_bench.config import RunSpec
+
+    spec = RunSpec(agent=agent, agent_spec=agent, config={}, env=env, env_id=env, env_kwargs={}, seed=seed,
+                   budget=100, eval_every=100, eval_episodes=2, eval_seed=0)
+    returns = [[c, c] for c in curve[:-1]] + [[final - 1, final + 1]]
+    return {"schema": 1, "key": spec.key, "spec": spec.to_json(), "status": "ok", "error": None,
+            "versions": {"torch": "x", "machine": "test"}, "wall_time_s": 1.0, "steps_per_s": 100.0,
+            "eval": {"steps": [0, 100], "returns": returns}, "train": {"episode_returns": [], "episode_end_steps": []},
+            "final_score": float(final)}
+
+
+def test_normalization_by_hand():
+    cp = baselines.reference("CartPole-v1")  # random 22.646, threshold 475
+    assert cp.normalize(475.0) == pytest.approx(1.0)
+    assert cp.normalize(248.823) == pytest.approx((248.823 - 22.646) / (475 - 22.646))
+    fl = baselines.reference("FrozenLake-v1")  # exact random 0.01394, optimum 0.74419
+    assert fl.normalize(0.74419) == pytest.approx(1.0)
+    assert fl.normalize(0.01394) == pytest.approx(0.0)
+    pong = baselines.reference("ALE/Pong-v5")  # random -20.7, human 14.6
+    assert pong.normalize(14.6) == pytest.approx(1.0) and pong.normalize(-20.7) == pytest.approx(0.0)
+    with pytest.raises(baselines.NoReference, match="no reference scores for env 'Nope-v0'"):
+        baselines.reference("Nope-v0")
+
+
+def test_aggregates_equal_rliable_called_directly():
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.random((5, 4)), "b": rng.random((5, 4)) + 0.2}
+    points, cis = stats.aggregate_intervals(scores, reps=500, seed=3)
+    fn = lambda x: np.array([metrics.aggregate_median(x), metrics.aggregate_iqm(x),  # noqa: E731
+                             metrics.aggregate_mean(x), metrics.aggregate_optimality_gap(x)])
+    np.random.seed(3)  # rliable's StratifiedBootstrap draws from the global RNG
+    ref_points, ref_cis = library.get_interval_estimates(scores, fn, reps=500, random_state=np.random.RandomState(3))
+    for k in scores:
+        np.testing.assert_array_equal(points[k], ref_points[k])
+        np.testing.assert_array_equal(cis[k], ref_cis[k])
+    p, _ = stats.improvement_over(scores, "a", reps=100)
+    assert p["b,a"] == pytest.approx(metrics.probability_of_improvement(scores["b"], scores["a"]))
+
+
+def test_ragged_grid_is_refused_with_what_is_missing(tmp_path):
+    store = Store(tmp_path / "s")
+    for agent in ("dqn", "random"):
+        for seed in (0, 1):
+            if (agent, seed) != ("random", 1):
+                store.write(fake_record(agent, "CartPole-v1", seed, 100.0 + seed))
+    df = stats.tidy(store.records())
+    with pytest.raises(ConfigError, match="missing runs random/CartPole-v1/seed 1"):
+        stats.check_grid(df)
+    assert sorted(stats.check_grid(df, allow_ragged=True)["seed"].unique()) == [0]
+
+
+def test_report_is_reproducible_and_check_catches_stale(tmp_path):
+    store = Store(tmp_path / "s")
+    for agent, base in (("dqn", 300.0), ("random", 22.0)):
+        for seed in range(3):
+            for env in ("CartPole-v1", "Acrobot-v1"):
+                store.write(fake_record(agent, env, seed, base + 10 * seed if env == "CartPole-v1" else -400.0 + seed))
+    files = report.build(tmp_path / "s", reps=200)
+    assert files == report.build(tmp_path / "s", reps=200)  # byte-identical
+    report.write(tmp_path / "s", files)
+    sdir = tmp_path / "s"
+    assert report.stale(sdir, report.build(sdir, reps=200)) == []
+    store.write(fake_record("dqn", "CartPole-v1", 0, 499.0))  # same run key, new score
+    assert "README.md" in report.stale(sdir, report.build(sdir, reps=200))
+    readme = (sdir / "README.md").read_text()
+    assert "| dqn | 3 |" in readme and "threshold 475" in readme
+
+
+def test_report_cli_check_exit_codes(tmp_path):
+    assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path)]) == 2  # no records yet
+    store = Store(tmp_path / "smoke")
+    for agent in ("dqn", "random"):
+        for seed in range(2):
+            store.write(fake_record(agent, "CartPole-v1", seed, 50.0 + seed))
+    assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100", "--check"]) == 1
+    assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100"]) == 0
+    assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100", "--check"]) == 0
+    store.write(fake_record("dqn", "CartPole-v1", 0, 480.0))
+    assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100", "--check"]) == 1
