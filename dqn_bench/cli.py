@@ -61,7 +61,8 @@ def cmd_run(args) -> int:
 
     failed = 0
     with tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True, disable=not todo) as bar:
-        for record in run_local(todo, workers, args.env_package):
+        every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
+        for record in run_local(todo, workers, args.env_package, store.root / "checkpoints", every):
             store.write(record)
             spec = record["spec"]
             if record["status"] == "failed":
@@ -141,6 +142,9 @@ def build_parser() -> Parser:
                      help="override an agent config key or budget/eval_every/eval_episodes")
     run.add_argument("--out", default="results", help="results root; records go to OUT/SUITE/runs")
     run.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
+    run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                     help="checkpoint each run every STEPS env steps (at an episode end) and resume from it; "
+                          "default: the suite's checkpoint_every, else off")
     run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     run.set_defaults(func=cmd_run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from dqn_bench.config import RunSpec
@@ -14,16 +15,20 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_local(specs: Sequence[RunSpec], workers: int, env_packages: Sequence[str] = ()) -> Iterator[dict]:
+def run_local(specs: Sequence[RunSpec], workers: int, env_packages: Sequence[str] = (),
+              checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> Iterator[dict]:
     """Yield one record per spec in completion order."""
+    def args(spec):
+        return spec, (checkpoint_dir / f"{spec.key}.pt" if checkpoint_dir and checkpoint_every else None), checkpoint_every
+
     if workers <= 1 or len(specs) <= 1:
         for spec in specs:
-            yield run_one(spec)
+            yield run_one(*args(spec))
         return
     # spawn: workers start clean (no forked torch thread pools); env packages re-imported there
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tuple(env_packages),)) as pool:
-        futures = [pool.submit(run_one, spec) for spec in specs]
+        futures = [pool.submit(run_one, *args(spec)) for spec in specs]
         for future in as_completed(futures):
             yield future.result()
 

@@ -1,0 +1,57 @@
+"""Atomic agent + progress checkpoints, loadable with torch.load(weights_only=True).
+
+numpy arrays become tagged tensors on save and numpy again on load, so nothing but tensors and
+plain Python containers goes through pickle.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+TAG = "__ndarray__"
+
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {TAG: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_encode(v) for v in obj)
+    return obj
+
+
+def _decode(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {TAG}:
+            return obj[TAG].numpy()
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_decode(v) for v in obj)
+    return obj
+
+
+def save(path: Path, agent, progress: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"agent": _encode(agent.state_dict()), "progress": _encode(progress)}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path, agent) -> dict:
+    """Restore the agent in place; returns the loop's progress."""
+    state = torch.load(path, weights_only=True)
+    agent.load_state_dict(_decode(state["agent"]))
+    return _decode(state["progress"])

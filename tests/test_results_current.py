@@ -1,0 +1,30 @@
+"""CI regenerates every committed report from the committed records, and runs the smoke suite
+end to end (train -> store -> report) into a temp folder."""
+from pathlib import Path
+
+import pytest
+
+from dqn_bench import cli
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+COMMITTED = sorted(p.parent.name for p in RESULTS.glob("*/README.md"))
+
+
+@pytest.mark.parametrize("suite", COMMITTED)
+def test_committed_report_matches_its_records(suite, capsys):
+    code = cli.main(["report", "--suite", suite, "--out", str(RESULTS), "--check"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_smoke_suite_end_to_end(run_cli, tmp_path):
+    r = run_cli("run", "--suite", "smoke", "--out", tmp_path, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "smoke" / "runs").glob("*.json"))) == 8
+    r = run_cli("report", "--suite", "smoke", "--out", tmp_path, "--reps", "500")
+    assert r.returncode == 0, r.stderr
+    readme = (tmp_path / "smoke" / "README.md").read_text()
+    assert "| dqn |" in readme and "| random |" in readme and "### CartPole-v1" in readme
+    for png in ("aggregate.png", "profiles.png", "improvement.png", "sample_efficiency.png"):
+        assert (tmp_path / "smoke" / png).read_bytes()[:4] == b"\x89PNG"
+    r = run_cli("report", "--suite", "smoke", "--out", tmp_path, "--reps", "500", "--check")
+    assert r.returncode == 0, r.stderr
