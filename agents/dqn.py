@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from agents.frame_replay import FrameReplay
 from agents.networks import q_network
 from agents.replay import ReplayBuffer
 from agents.schedules import KINDS, UNITS, Schedule
 from agents.sum_tree import SumTree
-from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, check
+from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,14 @@ class DQN:
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.learning_rate, eps=c.adam_eps, fused=True)
         seeds = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.default_rng(seeds[0])  # exploration
-        self.replay = ReplayBuffer(c.buffer_size, obs_space.shape, obs_space.dtype, seeds[1])
+        # stacked frames: store each frame once and rebuild stacks at sample time
+        replay_cls = FrameReplay if len(obs_space.shape) == 3 else ReplayBuffer
+        self.memory_bytes = c.buffer_size * replay_cls.bytes_per_row(obs_space.shape, obs_space.dtype)
+        available = available_memory()
+        if available and self.memory_bytes > available:
+            raise ConfigError(f"replay of {c.buffer_size} transitions needs {self.memory_bytes / 2**30:.1f} GiB, "
+                              f"{available / 2**30:.1f} GiB available; lower buffer_size")
+        self.replay = replay_cls(c.buffer_size, obs_space.shape, obs_space.dtype, seeds[1])
         self.tree = SumTree(c.buffer_size) if c.prioritized else None
         self.max_priority = 1.0  # running max, so adding a row is O(log N), not a scan
         self.epsilon = Schedule(c.epsilon_schedule, c.epsilon_start, c.epsilon_end, c.epsilon_duration)
@@ -187,8 +195,11 @@ class DQN:
                 losses[g], _ = self._gradient_step(obs[b], action[b], t, weights=None)
             return float(losses.mean())
         total = 0.0
+        valid = getattr(self.replay, "valid", None)
         for _ in range(gradient_steps):  # prioritized: priorities change after every step
             rows = self.tree.sample(c.batch_size, self.replay.rng)
+            while valid is not None and not (ok := valid(rows)).all():  # frame replay: skip unready rows
+                rows[~ok] = self.tree.sample(int((~ok).sum()), self.replay.rng)
             weights = importance_weights(self.tree.get(rows) / self.tree.total, len(self.replay), self.beta())
             obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))
             target = td_target(self.q, self.q_target, next_obs, returns, discount, c.double)

@@ -33,6 +33,10 @@ class ReplayBuffer:
         self.size = 0
         self.rng = np.random.default_rng(seed)
 
+    @staticmethod
+    def bytes_per_row(obs_shape: tuple[int, ...], obs_dtype) -> int:
+        return 2 * int(np.prod(obs_shape)) * np.dtype(obs_dtype).itemsize + 8 + 4 + 1 + 1
+
     def __len__(self) -> int:
         return self.size
 

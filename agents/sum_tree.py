@@ -26,6 +26,8 @@ class SumTree:
     def update(self, idx: np.ndarray, priorities: np.ndarray) -> None:
         """Set leaves; with repeated indices the last value wins (numpy assignment order)."""
         nodes = np.asarray(idx, dtype=np.int64) + self.size
+        if nodes.size == 0:
+            return
         self.tree[nodes] = priorities
         nodes = np.unique(nodes >> 1)
         while nodes[0] >= 1:

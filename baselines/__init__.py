@@ -65,8 +65,10 @@ def _table() -> dict[tuple[str, str], Reference]:
 
 
 def reference(env_id: str, kwargs: dict | None = None) -> Reference:
-    # Env kwargs that change the task (is_slippery) select the row; others (a step cap) do not.
-    key = json.dumps({k: v for k, v in (kwargs or {}).items() if k != "max_episode_steps"}, sort_keys=True)
+    # Env kwargs that change the task (is_slippery) select the row; others (a step cap, Atari
+    # protocol knobs) do not.
+    task = {} if env_id.startswith("ALE/") else {k: v for k, v in (kwargs or {}).items() if k != "max_episode_steps"}
+    key = json.dumps(task, sort_keys=True)
     refs = _table()
     if (env_id, key) in refs:
         return refs[(env_id, key)]
@@ -79,3 +81,10 @@ def reference(env_id: str, kwargs: dict | None = None) -> Reference:
 def atari5_weights() -> dict[str, float]:
     """Atari-5 regression weights (Aitchison et al. 2022) for the median-HNS prediction."""
     return {r["ale_v5_id"]: float(r["weight"]) for r in _rows("atari5.csv") if r["subset"] == "Atari_5"}
+
+
+@cache
+def atari5_normalization() -> dict[str, tuple[float, float]]:
+    """(random, human) as used to fit the Atari-5 weights (Atari-5 repo's Atari-Human.csv)."""
+    return {r["ale_v5_id"]: (float(r["random_used"]), float(r["human_used"]))
+            for r in _rows("atari5.csv") if r["subset"] == "Atari_5"}

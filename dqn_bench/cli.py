@@ -10,7 +10,7 @@ import envs
 from dqn_bench import config as cfg
 from dqn_bench import registry
 from dqn_bench.executors import default_workers, run_local
-from dqn_bench.protocol import ConfigError
+from dqn_bench.protocol import ConfigError, available_memory
 from dqn_bench.store import Store
 
 
@@ -26,8 +26,9 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
     return [n for v in values for n in v.split(",") if n]
 
 
-def validate(specs: list[cfg.RunSpec]) -> None:
-    """Build each env and each agent on it once, so a bad pairing fails before any run starts."""
+def validate(specs: list[cfg.RunSpec]) -> int:
+    """Build each env and each agent on it once, so a bad pairing fails before any run starts.
+    Returns the largest replay memory one run will need, in bytes."""
     built = {}
     for spec in specs:
         if spec.env not in built:
@@ -36,10 +37,11 @@ def validate(specs: list[cfg.RunSpec]) -> None:
             continue
         env = built[spec.env]
         try:
-            registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, 0)
+            agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, 0)
         except ConfigError as e:
             raise ConfigError(f"agent '{spec.agent}' cannot run on '{spec.env}': {e}") from None
-        built[(spec.agent, spec.env)] = True
+        built[(spec.agent, spec.env)] = getattr(agent, "memory_bytes", 0)
+    return max((v for k, v in built.items() if isinstance(k, tuple)), default=0)
 
 
 def cmd_run(args) -> int:
@@ -49,14 +51,21 @@ def cmd_run(args) -> int:
     specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set))
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    validate(specs)
+    memory = validate(specs)
     store = Store(Path(args.out) / suite["name"])
     store.check_writable()
     done = store.finished(retry_failed=args.retry_failed)
     todo = [s for s in specs if s.key not in done]
-    workers = args.workers or default_workers()
+    workers = min(args.workers or default_workers(), max(1, len(todo)))
+    if memory:
+        total, available = memory * workers, available_memory()
+        print(f"replay memory: up to {memory / 2**30:.2f} GiB per run, {total / 2**30:.2f} GiB for "
+              f"{workers} concurrent run(s); {available / 2**30:.1f} GiB available", file=sys.stderr)
+        if available and total > available:
+            raise ConfigError(f"{workers} concurrent runs need {total / 2**30:.1f} GiB of replay, "
+                              f"{available / 2**30:.1f} GiB available; use fewer --workers or a smaller buffer_size")
     print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
-          f"{len(todo)} to run on {min(workers, max(1, len(todo)))} worker(s) -> {store.runs}", file=sys.stderr)
+          f"{len(todo)} to run on {workers} worker(s) -> {store.runs}", file=sys.stderr)
     from tqdm import tqdm
 
     failed = 0

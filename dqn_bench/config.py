@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from dqn_bench import registry
+from envs import family, resolve_kwargs
 from dqn_bench.protocol import ConfigError, coerce
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -45,10 +46,6 @@ class RunSpec:
         return cls(**data)
 
 
-def env_family(env_id: str) -> str:
-    return "atari" if env_id.startswith("ALE/") else "default"
-
-
 def suite_names() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
 
@@ -80,7 +77,7 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, str]:
 def _layered(table: Mapping[str, Any], env: str, env_id: str) -> dict[str, Any]:
     """default -> family -> env, later layers win."""
     merged: dict[str, Any] = {}
-    for layer in ("default", env_family(env_id), env):
+    for layer in ("default", family(env_id), env):
         merged.update(table.get(layer, {}))
     return merged
 
@@ -122,6 +119,7 @@ def plan(
         missing = [k for k, v in run.items() if v is None]
         if missing:
             raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; add it or --set it")
+        env_kwargs = resolve_kwargs(env_id, dict(table.get("kwargs", {})))
         for k, v in run.items():
             if v < 1:
                 raise ConfigError(f"{k} must be >= 1, got {v}")
@@ -139,7 +137,7 @@ def plan(
                         config=config,
                         env=label,
                         env_id=env_id,
-                        env_kwargs=dict(table.get("kwargs", {})),
+                        env_kwargs=env_kwargs,
                         seed=seed,
                         budget=run["budget"],
                         eval_every=run["eval_every"],

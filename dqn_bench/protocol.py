@@ -105,3 +105,15 @@ def check(condition: bool, message: str) -> None:
     """Config validation helper for __post_init__: raise a one-line ConfigError."""
     if not condition:
         raise ConfigError(message)
+
+
+def available_memory() -> int:
+    """MemAvailable in bytes (Linux), for agents that size a replay up front; 0 when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import matplotlib
@@ -29,8 +30,37 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _published(ref, frames: int) -> dict[str, float]:
+    """Atari: Nature DQN plus Dopamine at the frame count nearest ours; other envs: all."""
+    if ref.kind != "atari":
+        return dict(ref.published)
+    at = {k: int(m.group(1)) * 1_000_000 for k in ref.published if (m := re.search(r"\((\d+)M frames\)", k))}
+    dopamine = [f for k, f in at.items() if k.startswith("Dopamine")]
+    nearest = min(dopamine, key=lambda f: abs(f - frames), default=None)
+    return {k: v for k, v in ref.published.items()
+            if k.startswith("DQN (Nature") or (k.startswith("Dopamine") and at.get(k) == nearest)}
+
+
+def atari5_prediction(per_env: pd.DataFrame, df: pd.DataFrame) -> dict[str, float]:
+    """Atari-5 predicted median human-normalized score (%) per agent, when all five games ran."""
+    import baselines
+
+    weights = baselines.atari5_weights()
+    norms = baselines.atari5_normalization()
+    if not set(weights) <= set(df["env_id"]):
+        return {}
+    out = {}
+    for agent, g in per_env.groupby("agent"):
+        by_id = dict(zip(df.drop_duplicates("env").set_index("env").loc[g["env"], "env_id"], g["mean"]))
+        log = sum(w * np.log10(1 + max(100 * (by_id[e] - norms[e][0]) / (norms[e][1] - norms[e][0]), 0.0))
+                  for e, w in weights.items())
+        out[agent] = 10**log - 1
+    return out
+
+
 def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
     rows = []
+    frames = {r.env: r.env_kwargs.get("frame_skip", 1) * r.budget for r in df.drop_duplicates("env").itertuples()}
     for (env, agent), g in df.groupby(["env", "agent"]):
         scores = g.sort_values("seed")["final_score"].to_numpy(float)[:, None]
         point, ci = stats.intervals({agent: scores}, lambda x: np.array([x.mean()]), reps)
@@ -39,7 +69,7 @@ def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
             "env": env, "agent": agent, "seeds": len(scores), "mean": point[agent][0],
             "ci_low": ci[agent][0, 0], "ci_high": ci[agent][1, 0], "normalized": ref.normalize(point[agent][0]),
             "random": ref.random, ref.reference_name: ref.reference,
-            "published": "; ".join(f"{k}: {v:g}" for k, v in ref.published.items()),
+            "published": "; ".join(f"{k}: {v:g}" for k, v in _published(ref, frames[env]).items()),
         })
     return pd.DataFrame(rows)
 
@@ -90,11 +120,12 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False) -> dict[str,
     ax.legend(fontsize="small")
     out["sample_efficiency.png"] = _png(fig)
 
-    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps).encode()
+    predicted = atari5_prediction(per_env, df)
+    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted).encode()
     return out
 
 
-def _markdown(suite, records, df, refs, per_env, agg, poi, reps) -> str:
+def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     wall = sum(r["wall_time_s"] for r in records)
@@ -125,6 +156,10 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps) -> str:
     if not poi.empty:
         lines += ["", f"Probability of improvement over `{BASE_AGENT}`:", "", "| X, Y | P(X > Y) |", "|---|---|"]
         lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in poi.iterrows()]
+    if predicted:
+        lines += ["", "Atari-5 prediction of the Atari-57 median human-normalized score (Aitchison et al. 2022, "
+                  "weights in `baselines/atari5.csv`):", "", "| agent | predicted median HNS (%) |", "|---|---|"]
+        lines += [f"| {a} | {v:.1f} |" for a, v in sorted(predicted.items())]
     lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
     for env, g in per_env.groupby("env"):
         ref = refs[env]

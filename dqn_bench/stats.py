@@ -29,11 +29,11 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
         s = r["spec"]
         rows.append({
             "agent": s["agent"], "env": s["env"], "env_id": s["env_id"], "env_kwargs": s["env_kwargs"],
-            "seed": s["seed"], "final_score": r["final_score"],
+            "seed": s["seed"], "budget": s["budget"], "final_score": r["final_score"],
             "eval_steps": tuple(r["eval"]["steps"]),
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })
-    df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "final_score",
+    df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "budget", "final_score",
                                      "eval_steps", "eval_means"])
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 

@@ -5,9 +5,51 @@ import difflib
 import importlib
 from typing import Any
 
+import ale_py
 import gymnasium as gym
+from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
 from dqn_bench.protocol import ConfigError
+
+gym.register_envs(ale_py)  # ALE/*-v5 ids
+
+# Machado et al. 2018 protocol: sticky actions, no life-loss terminal, no no-op starts (sticky
+# actions already randomize), full episodes up to 108k frames; Nature DQN preprocessing.
+ATARI_DEFAULTS = {
+    "repeat_action_probability": 0.25,
+    "full_action_space": False,
+    "max_num_frames_per_episode": 108_000,
+    "terminal_on_life_loss": False,
+    "noop_max": 0,
+    "frame_skip": 4,
+    "screen_size": 84,
+    "frame_stack": 4,
+}
+_ALE_KEYS = ("repeat_action_probability", "full_action_space", "max_num_frames_per_episode")
+
+
+def family(env_id: str) -> str:
+    return "atari" if env_id.startswith("ALE/") else "default"
+
+
+def resolve_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every knob of the env family, explicit, so a run record states its full protocol."""
+    if family(env_id) != "atari":
+        return dict(kwargs)
+    unknown = sorted(set(kwargs) - set(ATARI_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown Atari option(s) {', '.join(unknown)}; valid: {', '.join(ATARI_DEFAULTS)}")
+    return {**ATARI_DEFAULTS, **kwargs}
+
+
+def _make_atari(env_id: str, evaluation: bool, kw: dict[str, Any]) -> gym.Env:
+    env = gym.make(env_id, frameskip=1, **{k: kw[k] for k in _ALE_KEYS})
+    env = AtariPreprocessing(
+        env, noop_max=kw["noop_max"], frame_skip=kw["frame_skip"], screen_size=kw["screen_size"],
+        # evaluation always plays the full game, so the reported score is the game score
+        terminal_on_life_loss=kw["terminal_on_life_loss"] and not evaluation,
+    )
+    return FrameStackObservation(env, kw["frame_stack"])
 
 
 def import_env_package(name: str) -> None:
@@ -36,7 +78,10 @@ def make(env_id: str, seed: int, *, evaluation: bool = False, **kwargs: Any) -> 
     """
     check_registered(env_id)
     try:
-        env = gym.make(env_id, **kwargs)
+        if family(env_id) == "atari":
+            env = _make_atari(env_id, evaluation, resolve_kwargs(env_id, kwargs))
+        else:
+            env = gym.make(env_id, **kwargs)
     except TypeError as e:
         raise ConfigError(f"bad env kwargs {kwargs} for '{env_id}': {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
