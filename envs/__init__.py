@@ -12,6 +12,7 @@ from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 from dqn_bench.protocol import ConfigError
 
 gym.register_envs(ale_py)  # ALE/*-v5 ids
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stderr at each ROM load
 
 # Machado et al. 2018 protocol: sticky actions, no life-loss terminal, no no-op starts (sticky
 # actions already randomize), full episodes up to 108k frames; Nature DQN preprocessing.
