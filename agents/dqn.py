@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from agents.frame_replay import FrameReplay
-from agents.networks import q_network
+from agents.networks import numpy_greedy, q_network
 from agents.replay import ReplayBuffer
 from agents.schedules import KINDS, UNITS, Schedule
 from agents.sum_tree import SumTree
@@ -106,6 +106,7 @@ class DQN:
             self.q = q_network(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
+        self.greedy = numpy_greedy(self.q)  # refreshed whenever the weights change
         # fused: one kernel for all parameters instead of ~6 ops per tensor per step on CPU
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.learning_rate, eps=c.adam_eps, fused=True)
         seeds = np.random.SeedSequence(seed).spawn(2)
@@ -139,8 +140,11 @@ class DQN:
         random = self.rng.random(n) < eps
         actions = self.rng.integers(self.n_actions, size=n)
         if not random.all():  # skip the forward pass when every row explores
-            with torch.no_grad():
-                greedy = self.q(torch.as_tensor(obs)).argmax(dim=1).numpy()
+            if self.greedy is not None:
+                greedy = self.greedy(obs)
+            else:
+                with torch.no_grad():
+                    greedy = self.q(torch.as_tensor(obs)).argmax(dim=1).numpy()
             actions = np.where(random, actions, greedy)
         return actions
 
@@ -166,6 +170,7 @@ class DQN:
             steps = self.since_train if c.gradient_steps == -1 else c.gradient_steps
             self.since_train = 0
             metrics["loss"] = self._train_round(steps)
+            self.greedy = numpy_greedy(self.q)
         return metrics
 
     def _update_target(self) -> None:
@@ -239,6 +244,7 @@ class DQN:
 
     def load_state_dict(self, state) -> None:
         self.q.load_state_dict(state["q"])
+        self.greedy = numpy_greedy(self.q)
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.replay.load_state_dict(state["replay"])

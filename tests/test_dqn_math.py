@@ -80,3 +80,15 @@ def test_polyak_update_by_hand():
                               np.zeros((1, 2), np.float32), np.array([False]), np.array([False])))
     for p in agent.q_target.parameters():
         torch.testing.assert_close(p, torch.full_like(p, 0.25))
+
+
+def test_numpy_greedy_matches_torch_argmax():
+    from agents.networks import mlp, numpy_greedy
+
+    torch.manual_seed(0)
+    obs = np.random.default_rng(0).normal(size=(256, 6)).astype(np.float32)
+    for dueling in (False, True):
+        net = mlp(6, 4, (32, 32), dueling)
+        with torch.no_grad():
+            want = net(torch.as_tensor(obs)).argmax(1).numpy()
+        np.testing.assert_array_equal(numpy_greedy(net)(obs), want)
