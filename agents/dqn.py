@@ -16,7 +16,7 @@ from gymnasium import spaces
 from agents.frame_replay import FrameReplay
 from agents.networks import numpy_greedy, q_network
 from agents.replay import ReplayBuffer
-from agents.schedules import KINDS, UNITS, Schedule
+from agents.schedules import check_exploration, epsilon_schedule
 from agents.sum_tree import SumTree
 from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check
 
@@ -82,14 +82,7 @@ class DQNConfig:
             len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
             f"hidden must be positive layer widths, got {self.hidden}",
         )
-        check(
-            self.epsilon_schedule in KINDS,
-            f"epsilon_schedule must be one of {', '.join(KINDS)}; got '{self.epsilon_schedule}'",
-        )
-        check(self.epsilon_unit in UNITS, f"epsilon_unit must be one of {', '.join(UNITS)}; got '{self.epsilon_unit}'")
-        for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
-            check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
-        check(self.epsilon_duration >= 0, "epsilon_duration must be >= 0")
+        check_exploration(self)
         check(self.reward_clip >= 0, "reward_clip must be >= 0")
         check(0.0 <= self.per_alpha <= 1.0, f"per_alpha must be in [0, 1], got {self.per_alpha}")
         check(0.0 <= self.per_beta0 <= 1.0, f"per_beta0 must be in [0, 1], got {self.per_beta0}")
@@ -121,7 +114,7 @@ class DQN:
         self.replay = replay_cls(c.buffer_size, obs_space.shape, obs_space.dtype, seeds[1])
         self.tree = SumTree(c.buffer_size) if c.prioritized else None
         self.max_priority = 1.0  # running max, so adding a row is O(log N), not a scan
-        self.epsilon = Schedule(c.epsilon_schedule, c.epsilon_start, c.epsilon_end, c.epsilon_duration)
+        self.epsilon = epsilon_schedule(c)
         self.steps = 0
         self.episodes = 0
         self.since_train = 0

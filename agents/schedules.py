@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dqn_bench.protocol import check
+
 KINDS = ("constant", "linear", "exponential")
 UNITS = ("step", "episode")
 
@@ -28,3 +30,16 @@ class Schedule:
         if self.kind == "linear":
             return self.start + (self.end - self.start) * min(frac, 1.0)
         return self.end + (self.start - self.end) * math.pow(0.01, frac)
+
+
+def check_exploration(cfg) -> None:
+    """Validate the epsilon fields that every epsilon-greedy agent config carries."""
+    check(cfg.epsilon_schedule in KINDS, f"epsilon_schedule must be one of {', '.join(KINDS)}; got '{cfg.epsilon_schedule}'")
+    check(cfg.epsilon_unit in UNITS, f"epsilon_unit must be one of {', '.join(UNITS)}; got '{cfg.epsilon_unit}'")
+    for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+        check(0.0 <= getattr(cfg, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+    check(cfg.epsilon_duration >= 0, f"epsilon_duration must be >= 0, got {cfg.epsilon_duration}")
+
+
+def epsilon_schedule(cfg) -> Schedule:
+    return Schedule(cfg.epsilon_schedule, cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_duration)

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 from gymnasium import spaces
 
-from agents.schedules import KINDS, UNITS, Schedule
+from agents.schedules import Schedule, check_exploration, epsilon_schedule
 from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, check
 
 MAX_TABLE = 50_000_000  # entries; beyond this a dense table is the wrong tool
@@ -32,11 +32,8 @@ class TabularQConfig:
         check(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma}")
         for name in ("learning_rate", "learning_rate_end"):
             check(0.0 < getattr(self, name) <= 1.0, f"{name} must be in (0, 1], got {getattr(self, name)}")
-        check(self.epsilon_schedule in KINDS, f"epsilon_schedule must be one of {', '.join(KINDS)}")
-        check(self.epsilon_unit in UNITS, f"epsilon_unit must be one of {', '.join(UNITS)}")
-        for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
-            check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)}")
-        check(self.epsilon_duration >= 0 and self.learning_rate_duration >= 0, "durations must be >= 0")
+        check_exploration(self)
+        check(self.learning_rate_duration >= 0, "learning_rate_duration must be >= 0")
 
 
 class TabularQ:
@@ -48,7 +45,7 @@ class TabularQ:
         self.q = np.full((n_states, n_actions), c.initial_q, dtype=np.float64)
         self.encode = encode
         self.rng = np.random.default_rng(seed)
-        self.epsilon = Schedule(c.epsilon_schedule, c.epsilon_start, c.epsilon_end, c.epsilon_duration)
+        self.epsilon = epsilon_schedule(c)
         self.alpha = Schedule("linear", c.learning_rate, c.learning_rate_end, c.learning_rate_duration)
         self.steps = 0
         self.episodes = 0
