@@ -29,19 +29,19 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
 def validate(specs: list[cfg.RunSpec]) -> int:
     """Build each env and each agent on it once, so a bad pairing fails before any run starts.
     Returns the largest replay memory one run will need, in bytes."""
-    built = {}
+    env_cache, memory = {}, {}
     for spec in specs:
-        if spec.env not in built:
-            built[spec.env] = envs.make(spec.env_id, 0, **spec.env_kwargs)
-        if (spec.agent, spec.env) in built:
+        if (spec.agent, spec.env) in memory:
             continue
-        env = built[spec.env]
+        if spec.env not in env_cache:
+            env_cache[spec.env] = envs.make(spec.env_id, 0, **spec.env_kwargs)
+        env = env_cache[spec.env]
         try:
             agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, 0)
         except ConfigError as e:
             raise ConfigError(f"agent '{spec.agent}' cannot run on '{spec.env}': {e}") from None
-        built[(spec.agent, spec.env)] = getattr(agent, "memory_bytes", 0)
-    return max((v for k, v in built.items() if isinstance(k, tuple)), default=0)
+        memory[(spec.agent, spec.env)] = getattr(agent, "memory_bytes", 0)
+    return max(memory.values(), default=0)
 
 
 def cmd_run(args) -> int:
@@ -51,19 +51,21 @@ def cmd_run(args) -> int:
     specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set))
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     memory = validate(specs)
     store = Store(Path(args.out) / suite["name"])
-    store.check_writable()
     done = store.finished(retry_failed=args.retry_failed)
     todo = [s for s in specs if s.key not in done]
     workers = min(args.workers or default_workers(), max(1, len(todo)))
+    total, available = memory * workers, available_memory()
+    if available and total > available:
+        raise ConfigError(f"{workers} concurrent runs need {total / 2**30:.1f} GiB of replay, "
+                          f"{available / 2**30:.1f} GiB available; use fewer --workers or a smaller buffer_size")
+    store.check_writable()  # the last check: it creates the folder
     if memory:
-        total, available = memory * workers, available_memory()
         print(f"replay memory: up to {memory / 2**30:.2f} GiB per run, {total / 2**30:.2f} GiB for "
               f"{workers} concurrent run(s); {available / 2**30:.1f} GiB available", file=sys.stderr)
-        if available and total > available:
-            raise ConfigError(f"{workers} concurrent runs need {total / 2**30:.1f} GiB of replay, "
-                              f"{available / 2**30:.1f} GiB available; use fewer --workers or a smaller buffer_size")
     print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
           f"{len(todo)} to run on {workers} worker(s) -> {store.runs}", file=sys.stderr)
     from tqdm import tqdm
