@@ -128,3 +128,21 @@ def test_failed_run_is_recorded_and_suite_goes_on(tmp_path, monkeypatch):
     assert "non-finite loss" in by_agent["dqn"]["error"]
     assert by_agent["random"]["status"] == "ok"
     assert len(Store(tmp_path / "smoke").finished()) == 2
+
+
+def test_env_package_registers_more_envs(run_cli, tmp_path):
+    pkg = tmp_path / "site" / "short_envs"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('ShortPole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv', max_episode_steps=20)\n"
+    )
+    env = {"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = run_cli("run", "--suite", "smoke", "--agents", "random", "--envs", "ShortPole-v0", "--seeds", "1",
+                "--workers", "2", "--env-package", "short_envs", "--out", tmp_path / "out", *TINY, env=env)
+    assert r.returncode == 0, r.stderr
+    (rec,) = records(tmp_path / "out")
+    assert rec["spec"]["env_id"] == "ShortPole-v0"
+    assert max(rec["train"]["episode_returns"]) <= 20  # the package's own time limit
+    r = run_cli("run", "--suite", "smoke", "--envs", "ShortPole-v0", "--out", tmp_path / "out2", *TINY)
+    assert r.returncode == 2 and "unknown env 'ShortPole-v0'" in r.stderr
