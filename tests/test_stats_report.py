@@ -50,6 +50,15 @@ def test_aggregates_equal_rliable_called_directly():
     assert p["b,a"] == pytest.approx(metrics.probability_of_improvement(scores["b"], scores["a"]))
 
 
+def test_fast_metrics_equal_rliable():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 4, (5, 3)).astype(float), rng.integers(0, 4, (6, 3)).astype(float)  # with ties
+    assert stats.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+    curves = rng.normal(size=(5, 4, 7))
+    np.testing.assert_allclose(stats.iqm_per_eval(curves),
+                               [metrics.aggregate_iqm(curves[..., e]) for e in range(7)])
+
+
 def test_ragged_grid_is_refused_with_what_is_missing(tmp_path):
     store = Store(tmp_path / "s")
     for agent in ("dqn", "random"):
