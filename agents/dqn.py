@@ -291,6 +291,11 @@ PRESETS = {
     "dueling_dqn": {"dueling": True},
     "per_dqn": {"prioritized": True},
     "combined_dqn": {"double": True, "dueling": True, "prioritized": True, "n_step": 3},
+    # The published 10M-step Atari configuration: RL Zoo hyperparams/dqn.yml `atari` (see
+    # baselines/SOURCES.md); run it with the atari5-10m suite, which holds the 10M-step budget.
+    "dqn_zoo_atari": {"buffer_size": 100_000, "batch_size": 32, "learning_rate": 1e-4, "learning_starts": 100_000,
+                      "target_update_interval": 1_000, "train_freq": 4, "gradient_steps": 1,
+                      "epsilon_duration": 1_000_000, "epsilon_end": 0.01, "reward_clip": 1.0, "gamma": 0.99},
 }
 
 SPEC = AgentSpec("dqn", make, DQNConfig, PRESETS, "DQN; variants are flags, presets name combinations")
