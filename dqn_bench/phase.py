@@ -44,6 +44,7 @@ def draw(spec: RunSpec, out: Path, grid: int = 101) -> dict:
     for ax in axes:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+    fig.subplots_adjust(wspace=0.35)
     fig.suptitle(f"{spec.agent} on {spec.env}, seed {spec.seed}, {spec.budget} steps: "
                  f"final evaluation {result['final_score']:.1f}")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,11 @@ def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
     """
     if df.empty:
         raise ConfigError("no finished runs to report")
+    dup = df[df.duplicated(["agent", "env", "seed"], keep=False)]
+    if not dup.empty:
+        cells = sorted({f"{r.agent}/{r.env}/seed {r.seed}" for r in dup.itertuples()})
+        raise ConfigError(f"several records for {', '.join(cells[:5])}{' ...' if len(cells) > 5 else ''} "
+                          "(runs of an older config?); keep one record per agent x env x seed in runs/")
     seeds = sorted(df["seed"].unique())
     cells = df.groupby(["agent", "env"])["seed"].apply(set)
     missing = [f"{a}/{e}/seed {s}" for a in sorted(df["agent"].unique()) for e in sorted(df["env"].unique())

@@ -99,3 +99,16 @@ def test_report_cli_check_exit_codes(tmp_path):
     assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100", "--check"]) == 0
     store.write(fake_record("dqn", "CartPole-v1", 0, 480.0))
     assert cli.main(["report", "--suite", "smoke", "--out", str(tmp_path), "--reps", "100", "--check"]) == 1
+
+
+def test_two_records_for_one_cell_are_refused(tmp_path):
+    store = Store(tmp_path / "s")
+    store.write(fake_record("dqn", "CartPole-v1", 0, 100.0))
+    other = fake_record("dqn", "CartPole-v1", 0, 120.0)
+    other["spec"]["budget"] = 200  # same agent/env/seed, another config: another key and file
+    from dqn_bench.config import RunSpec
+
+    other["key"] = RunSpec.from_json(other["spec"]).key
+    store.write(other)
+    with pytest.raises(ConfigError, match="several records for dqn/CartPole-v1/seed 0"):
+        stats.check_grid(stats.tidy(store.records()))
