@@ -149,6 +149,8 @@ def run_one(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int
             "error": f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})",
             "eval": None, "train": None, "final_score": None,
         }
+    finally:
+        torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     wall = time.perf_counter() - start
