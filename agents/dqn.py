@@ -159,7 +159,7 @@ class DQN:
         if self.steps // c.target_update_interval > before // c.target_update_interval:
             self._update_target()
         metrics = {"epsilon": self.current_epsilon()}
-        if self.steps >= c.learning_starts and self.since_train >= c.train_freq:
+        if self.steps >= c.learning_starts and self.since_train >= c.train_freq and self.replay.can_sample():
             steps = self.since_train if c.gradient_steps == -1 else c.gradient_steps
             self.since_train = 0
             metrics["loss"] = self._train_round(steps)

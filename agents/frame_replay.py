@@ -72,6 +72,9 @@ class FrameReplay:
         successor_ok = age >= 1
         return ~self.final[rows] & successor_ok & (oldest_needed <= self.size - 1) & (rows < self.size)
 
+    def can_sample(self) -> bool:
+        return self.size >= 2  # the newest row waits for its successor; the one before it is valid
+
     def sample_rows(self, batch_size: int) -> np.ndarray:
         rows = self.rng.integers(self.size, size=batch_size)
         bad = ~self.valid(rows)

@@ -54,6 +54,9 @@ class ReplayBuffer:
         self.size = min(self.size + n, self.capacity)
         return rows
 
+    def can_sample(self) -> bool:
+        return self.size >= 1
+
     def sample_rows(self, batch_size: int) -> np.ndarray:
         return self.rng.integers(self.size, size=batch_size)
 
