@@ -65,13 +65,15 @@ def _table() -> dict[tuple[str, str], Reference]:
 
 
 def reference(env_id: str, kwargs: dict | None = None) -> Reference:
-    # Env kwargs that change the task (is_slippery) select the row; others (a step cap, Atari
-    # protocol knobs) do not.
-    task = {} if env_id.startswith("ALE/") else {k: v for k, v in (kwargs or {}).items() if k != "max_episode_steps"}
-    key = json.dumps(task, sort_keys=True)
+    # Env kwargs that change the task (is_slippery, a step cap) select the row: a row for the exact
+    # kwargs first, else the row without the step cap. Atari protocol knobs keep the game's row.
+    task = {} if env_id.startswith("ALE/") else dict(kwargs or {})
+    uncapped = {k: v for k, v in task.items() if k != "max_episode_steps"}
     refs = _table()
-    if (env_id, key) in refs:
-        return refs[(env_id, key)]
+    for candidate in (task, uncapped):
+        key = json.dumps(candidate, sort_keys=True)
+        if (env_id, key) in refs:
+            return refs[(env_id, key)]
     known = sorted({e for e, _ in refs})
     raise NoReference(f"no reference scores for env '{env_id}' with kwargs {key}; known: {', '.join(known[:12])}, ... "
                       f"({len(known)} envs; add a row to baselines/*.csv with its source)")

@@ -29,6 +29,9 @@ def test_normalization_by_hand():
     fl = baselines.reference("FrozenLake-v1")  # exact random 0.01394, optimum 0.74419
     assert fl.normalize(0.74419) == pytest.approx(1.0)
     assert fl.normalize(0.01394) == pytest.approx(0.0)
+    capped = baselines.reference("CliffWalking-v1", {"max_episode_steps": 1000})  # its own exact random
+    assert (capped.random, capped.reference) == (pytest.approx(-9512.058955), -13.0)
+    assert baselines.reference("CliffWalking-v1").random == pytest.approx(-65375.130399)
     pong = baselines.reference("ALE/Pong-v5")  # random -20.7, human 14.6
     assert pong.normalize(14.6) == pytest.approx(1.0) and pong.normalize(-20.7) == pytest.approx(0.0)
     with pytest.raises(baselines.NoReference, match="no reference scores for env 'Nope-v0'"):
