@@ -31,6 +31,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are shared data
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -80,7 +81,8 @@ class Store:
 
     def write(self, record: dict) -> Path:
         path = self.path_for(RunSpec.from_json(record["spec"]))
-        atomic_write_text(path, json.dumps(validate(record), indent=1, sort_keys=True) + "\n")
+        # one compact line: long runs carry tens of thousands of episode returns
+        atomic_write_text(path, json.dumps(validate(record), sort_keys=True, separators=(",", ":")) + "\n")
         return path
 
     def scan(self) -> Iterator[tuple[Path, dict | CorruptRecord]]:
