@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
+import baselines  # noqa: E402
 from dqn_bench import stats  # noqa: E402
 from dqn_bench.store import Store  # noqa: E402
 
@@ -43,8 +44,6 @@ def _published(ref, frames: int) -> dict[str, float]:
 
 def atari5_prediction(per_env: pd.DataFrame, df: pd.DataFrame) -> dict[str, float]:
     """Atari-5 predicted median human-normalized score (%) per agent, when all five games ran."""
-    import baselines
-
     weights = baselines.atari5_weights()
     norms = baselines.atari5_normalization()
     if not set(weights) <= set(df["env_id"]):
@@ -141,8 +140,8 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
         f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
         f"- machine(s): {'; '.join(machines)}",
         f"- versions: {'; '.join(versions)}",
-        f"- normalization: (score - random) / (reference - random); reference = gymnasium reward threshold "
-        f"(classic), exact optimum (tabular), human (Atari); sources in `baselines/SOURCES.md`",
+        "- normalization: (score - random) / (reference - random); reference = gymnasium reward threshold "
+        "(classic), exact optimum (tabular), human (Atari); sources in `baselines/SOURCES.md`",
         f"- intervals: 95% stratified-bootstrap CIs (rliable, {reps} reps, fixed random_state)",
         "",
         "## Aggregate (normalized final scores)",

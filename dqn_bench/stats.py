@@ -103,10 +103,13 @@ def normalized_curves(df: pd.DataFrame, refs: Mapping[str, baselines.Reference])
     return fractions, out
 
 
-def aggregate(func_name: str, x_RT: np.ndarray) -> np.ndarray:
-    fn = {"Median": metrics.aggregate_median, "IQM": metrics.aggregate_iqm, "Mean": metrics.aggregate_mean,
-          "Optimality Gap": metrics.aggregate_optimality_gap}[func_name]
-    return fn(x_RT)
+AGGREGATES = {"Median": metrics.aggregate_median, "IQM": metrics.aggregate_iqm,
+              "Mean": metrics.aggregate_mean, "Optimality Gap": metrics.aggregate_optimality_gap}
+
+
+def all_aggregates(x_RT: np.ndarray) -> np.ndarray:
+    """The four METRICS of one (runs x tasks) array; called once per bootstrap replication."""
+    return np.array([AGGREGATES[m](x_RT) for m in METRICS])
 
 
 def intervals(score_dict, func, reps: int, seed: int = 0):
@@ -122,8 +125,7 @@ def intervals(score_dict, func, reps: int, seed: int = 0):
 
 def aggregate_intervals(scores: Mapping[str, np.ndarray], reps: int, seed: int = 0):
     """Point estimates and stratified-bootstrap 95% CIs of the four aggregate metrics per agent."""
-    func = lambda x: np.array([aggregate(m, x) for m in METRICS])  # noqa: E731
-    return intervals(scores, func, reps, seed)
+    return intervals(scores, all_aggregates, reps, seed)
 
 
 def probability_of_improvement(x_RT: np.ndarray, y_RT: np.ndarray) -> float:
