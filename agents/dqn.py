@@ -193,10 +193,9 @@ class DQN:
                 losses[g], _ = self._gradient_step(obs[b], action[b], t, weights=None)
             return float(losses.mean())
         total = 0.0
-        valid = getattr(self.replay, "valid", None)
         for _ in range(gradient_steps):  # prioritized: priorities change after every step
             rows = self.tree.sample(c.batch_size, self.replay.rng)
-            while valid is not None and not (ok := valid(rows)).all():  # frame replay: skip unready rows
+            while not (ok := self.replay.valid(rows)).all():  # frame replay: skip rows not ready yet
                 rows[~ok] = self.tree.sample(int((~ok).sum()), self.replay.rng)
             weights = importance_weights(self.tree.get(rows) / self.tree.total, len(self.replay), self.beta())
             obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))

@@ -57,6 +57,10 @@ class ReplayBuffer:
     def can_sample(self) -> bool:
         return self.size >= 1
 
+    def valid(self, rows: np.ndarray) -> np.ndarray:
+        """Every stored row is a complete transition (unlike FrameReplay's)."""
+        return np.ones(len(rows), dtype=bool)
+
     def sample_rows(self, batch_size: int) -> np.ndarray:
         return self.rng.integers(self.size, size=batch_size)
 

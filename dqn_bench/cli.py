@@ -128,7 +128,7 @@ def cmd_list(args) -> int:
     print("agents (name: base agent, preset overrides):")
     for name, (spec, preset) in sorted(registry.agent_names().items()):
         extra = ", ".join(f"{k}={v}" for k, v in preset.items())
-        print(f"  {name}: {spec}" + (f" [{extra}]" if extra else ""))
+        print(f"  {name}: {spec}" + (f" [{extra}]" if extra else f" ({registry.specs()[spec].description})"))
     print("suites:")
     for name in cfg.suite_names():
         suite = cfg.load_suite(name)
@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `list | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; rerun the same command to continue", file=sys.stderr)
         return 130
