@@ -15,7 +15,10 @@ from scipy.stats import trim_mean
 import baselines
 from dqn_bench.protocol import ConfigError
 
-METRICS = ("Median", "IQM", "Mean", "Optimality Gap")
+# The aggregate metrics in report order; rliable's own functions, so our numbers are rliable's.
+AGGREGATES = {"Median": metrics.aggregate_median, "IQM": metrics.aggregate_iqm,
+              "Mean": metrics.aggregate_mean, "Optimality Gap": metrics.aggregate_optimality_gap}
+METRICS = tuple(AGGREGATES)
 
 # rliable 1.2 passes a RandomState to arch's bootstrap, which arch now warns about; same numbers.
 warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
@@ -103,13 +106,9 @@ def normalized_curves(df: pd.DataFrame, refs: Mapping[str, baselines.Reference])
     return fractions, out
 
 
-AGGREGATES = {"Median": metrics.aggregate_median, "IQM": metrics.aggregate_iqm,
-              "Mean": metrics.aggregate_mean, "Optimality Gap": metrics.aggregate_optimality_gap}
-
-
 def all_aggregates(x_RT: np.ndarray) -> np.ndarray:
     """The four METRICS of one (runs x tasks) array; called once per bootstrap replication."""
-    return np.array([AGGREGATES[m](x_RT) for m in METRICS])
+    return np.array([fn(x_RT) for fn in AGGREGATES.values()])
 
 
 def intervals(score_dict, func, reps: int, seed: int = 0):
