@@ -128,8 +128,11 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     wall = sum(r["wall_time_s"] for r in records)
-    versions = sorted({" ".join(f"{k} {v}" for k, v in r["versions"].items() if k not in ("machine",)) for r in records})
     machines = sorted({r["versions"].get("machine", "unknown") for r in records})
+    # One entry per package, listing each version seen, so a new commit adds a sha, not a whole line.
+    packages = sorted({k for r in records for k in r["versions"]} - {"machine"})
+    versions = [f"{k} {' / '.join(sorted({r['versions'][k] for r in records if k in r['versions']}))}"
+                for k in packages]
     lines = [
         f"# Results: `{suite}` suite",
         "",
@@ -139,7 +142,7 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
         f"{df['seed'].nunique()} seeds), {failed} failed, {len(records)} records",
         f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
         f"- machine(s): {'; '.join(machines)}",
-        f"- versions: {'; '.join(versions)}",
+        f"- versions: {', '.join(versions)}",
         "- normalization: (score - random) / (reference - random); reference = gymnasium reward threshold "
         "(classic), exact optimum (tabular), human (Atari); sources in `baselines/SOURCES.md`",
         f"- intervals: 95% stratified-bootstrap CIs (rliable, {reps} reps, fixed random_state)",
