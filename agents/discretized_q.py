@@ -24,7 +24,7 @@ class DiscretizedQConfig(TabularQConfig):
 
 
 class Binning:
-    """obs[n, d] -> flat cell index[n]; values outside [low, high] land in the edge cells."""
+    """obs[..., d] -> flat cell index[...]; values outside [low, high] land in the edge cells."""
 
     def __init__(self, low: np.ndarray, high: np.ndarray, bins: np.ndarray):
         self.low, self.bins = low, bins
@@ -45,7 +45,7 @@ def _per_dim(values: tuple, dims: int, name: str) -> np.ndarray:
     return np.asarray(values, np.float64)
 
 
-def make(observation_space, action_space, config: DiscretizedQConfig, seed: int) -> TabularQ:
+def make(observation_space, action_space, config: DiscretizedQConfig, seeds: tuple[int, ...]) -> TabularQ:
     if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
         raise ConfigError(f"discretized_q needs a 1-D Box observation space, got {observation_space}")
     if not isinstance(action_space, spaces.Discrete):
@@ -59,7 +59,8 @@ def make(observation_space, action_space, config: DiscretizedQConfig, seed: int)
     if np.any(high <= low):
         raise ConfigError(f"need high > low in every dimension, got low={low.tolist()} high={high.tolist()}")
     binning = Binning(low, high, _per_dim(config.bins, dims, "bins").astype(np.int64))
-    return TabularQ(binning.n_cells, int(action_space.n), config, seed, encode=binning)
+    return TabularQ(binning.n_cells, int(action_space.n), config, tuple(seeds), encode=binning)
 
 
-SPEC = AgentSpec("discretized_q", make, DiscretizedQConfig, description="Q-learning on binned Box observations")
+SPEC = AgentSpec("discretized_q", make, DiscretizedQConfig, description="Q-learning on binned Box observations",
+                 seed_batched=True)

@@ -2,6 +2,8 @@
 
 One class reads top to bottom: act (epsilon-greedy), observe (store, update the target, train on
 schedule), _train_round (sample, target, loss, step). Presets at the bottom name combinations.
+It trains K seeds of one configuration at once (a seed batch): every tensor and array carries a
+leading seed axis, so each step is one batched op for all K, not K small ones.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from agents.frame_replay import FrameReplay
-from agents.networks import numpy_greedy, q_network
+from agents.networks import seed_stack
 from agents.replay import ReplayBuffer
 from agents.schedules import check_exploration, epsilon_schedule
 from agents.sum_tree import SumTree
@@ -91,70 +93,86 @@ class DQNConfig:
 
 
 class DQN:
-    def __init__(self, obs_space: spaces.Box, n_actions: int, config: DQNConfig, seed: int):
+    """K seeds of one configuration (K = len(seeds); K = 1 is a batch of one).
+
+    Row k of act/observe is seed k's own environment. Per seed: weights, target weights, Adam
+    moments (elementwise, so a stacked tensor is K independent optimizers), replay rows and
+    generator, sum tree, max priority, episode count and exploration generator. Shared: the step
+    counter and training schedule, since the K environments step in lockstep.
+    """
+
+    def __init__(self, obs_space: spaces.Box, n_actions: int, config: DQNConfig, seeds: tuple[int, ...]):
         self.cfg = c = config
+        self.k = len(seeds)
         self.n_actions = n_actions
-        with torch.random.fork_rng(devices=[]):  # weights from the run's seed, not global state
-            torch.manual_seed(seed)
-            self.q = q_network(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling)
+        self.q = seed_stack(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling, list(seeds))
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
-        self.greedy = numpy_greedy(self.q)  # refreshed whenever the weights change
+        self.greedy = self.q.numpy_greedy()  # numpy views of the live weights (MLP), else None
         # fused: one kernel for all parameters instead of ~6 ops per tensor per step on CPU
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=c.learning_rate, eps=c.adam_eps, fused=True)
-        seeds = np.random.SeedSequence(seed).spawn(2)
-        self.rng = np.random.default_rng(seeds[0])  # exploration
+        self.optimizer = torch.optim.Adam(self.params, lr=c.learning_rate, eps=c.adam_eps, fused=True)
+        streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]  # a seed's streams are its own
+        self.rngs = [np.random.default_rng(s[0]) for s in streams]  # exploration
         # stacked frames: store each frame once and rebuild stacks at sample time
         replay_cls = FrameReplay if len(obs_space.shape) == 3 else ReplayBuffer
-        self.memory_bytes = c.buffer_size * replay_cls.bytes_per_row(obs_space.shape, obs_space.dtype)
+        self.memory_bytes = self.k * c.buffer_size * replay_cls.bytes_per_row(obs_space.shape, obs_space.dtype)
         available = available_memory()
         if available and self.memory_bytes > available:
-            raise ConfigError(f"replay of {c.buffer_size} transitions needs {self.memory_bytes / 2**30:.1f} GiB, "
-                              f"{available / 2**30:.1f} GiB available; lower buffer_size")
-        self.replay = replay_cls(c.buffer_size, obs_space.shape, obs_space.dtype, seeds[1])
-        self.tree = SumTree(c.buffer_size) if c.prioritized else None
-        self.max_priority = 1.0  # running max, so adding a row is O(log N), not a scan
+            raise ConfigError(f"replay of {self.k} x {c.buffer_size} transitions needs {self.memory_bytes / 2**30:.1f} GiB, "
+                              f"{available / 2**30:.1f} GiB available; lower buffer_size or --seed-batch")
+        self.replay = replay_cls(c.buffer_size, obs_space.shape, obs_space.dtype, [s[1] for s in streams])
+        self.tree = SumTree(c.buffer_size, self.k) if c.prioritized else None
+        self.max_priority = np.ones(self.k)  # running max per seed, so adding a row is O(log N)
         self.epsilon = epsilon_schedule(c)
-        self.steps = 0
-        self.episodes = 0
+        self.steps = 0  # env steps of each seed (lockstep)
+        self.episodes = np.zeros(self.k, dtype=np.int64)
         self.since_train = 0
 
     # -- acting ---------------------------------------------------------------------------
-    def current_epsilon(self) -> float:
-        return self.epsilon(self.steps if self.cfg.epsilon_unit == "step" else self.episodes)
+    def current_epsilon(self) -> np.ndarray:
+        if self.cfg.epsilon_unit == "step":
+            return np.full(self.k, self.epsilon(self.steps))
+        return np.array([self.epsilon(int(e)) for e in self.episodes])
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
+    def q_values(self, obs: np.ndarray, seed_index: int = 0) -> np.ndarray:
+        """Q[n, A] of one seed's network for n observations."""
+        x = torch.as_tensor(obs)[None].expand(self.k, *obs.shape)
         with torch.no_grad():
-            return self.q(torch.as_tensor(obs)).numpy()
+            return self.q(x)[seed_index].numpy()
 
-    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
-        eps = self.current_epsilon() if explore else self.cfg.eval_epsilon
-        n = len(obs)
-        random = self.rng.random(n) < eps
-        actions = self.rng.integers(self.n_actions, size=n)
+    def act(self, obs: np.ndarray, *, explore: bool, active: np.ndarray | None = None) -> np.ndarray:
+        """obs[K, ...] -> actions[K]. Rows where `active` is False draw no randomness (their
+        action is meaningless), so a seed's stream never depends on its batch mates."""
+        eps = self.current_epsilon() if explore else np.full(self.k, self.cfg.eval_epsilon)
+        actions = np.zeros(self.k, dtype=np.int64)
+        random = np.zeros(self.k, dtype=bool)
+        for k in range(self.k) if active is None else np.flatnonzero(active):
+            if self.rngs[k].random() < eps[k]:
+                random[k] = True
+                actions[k] = self.rngs[k].integers(self.n_actions)
         if not random.all():  # skip the forward pass when every row explores
             if self.greedy is not None:
                 greedy = self.greedy(obs)
             else:
                 with torch.no_grad():
-                    greedy = self.q(torch.as_tensor(obs)).argmax(dim=1).numpy()
+                    greedy = self.q(torch.as_tensor(obs)[:, None]).argmax(dim=-1)[:, 0].numpy()
             actions = np.where(random, actions, greedy)
         return actions
 
     # -- learning -------------------------------------------------------------------------
-    def observe(self, batch: Transitions) -> dict[str, float]:
+    def observe(self, batch: Transitions) -> dict[str, np.ndarray]:
+        """One env step of every seed; metrics are per seed ([K] arrays)."""
         c = self.cfg
         reward = batch.reward
         if c.reward_clip:
             reward = np.clip(reward, -c.reward_clip, c.reward_clip)
-        rows = self.replay.add(batch.obs, batch.action, reward, batch.next_obs, batch.terminated, batch.truncated)
+        seeds, rows = self.replay.add(batch.obs, batch.action, reward, batch.next_obs, batch.terminated, batch.truncated)
         if self.tree is not None:  # new rows get the max priority so each is seen at least once
-            self.tree.update(rows, np.full(len(rows), self.max_priority))
-        n = len(batch.action)
+            self.tree.update(seeds, rows, self.max_priority[seeds])
         before = self.steps
-        self.steps += n
-        self.since_train += n
-        self.episodes += int(np.sum(batch.terminated | batch.truncated))
+        self.steps += 1
+        self.since_train += 1
+        self.episodes += np.logical_or(batch.terminated, batch.truncated)
         # counted in env steps like SB3/the Zoo, so Zoo hyperparameters mean the same here
         if self.steps // c.target_update_interval > before // c.target_update_interval:
             self._update_target()
@@ -163,59 +181,59 @@ class DQN:
             steps = self.since_train if c.gradient_steps == -1 else c.gradient_steps
             self.since_train = 0
             metrics["loss"] = self._train_round(steps)
-            self.greedy = numpy_greedy(self.q)
         return metrics
 
     def _update_target(self) -> None:
+        target, online = list(self.q_target.parameters()), list(self.q.parameters())
         with torch.no_grad():
             if self.cfg.tau == 1.0:
-                self.q_target.load_state_dict(self.q.state_dict())
+                torch._foreach_copy_(target, online)
             else:
-                torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.cfg.tau)
+                torch._foreach_lerp_(target, online, self.cfg.tau)
 
     def beta(self) -> float:
         c = self.cfg
         return min(1.0, c.per_beta0 + (1.0 - c.per_beta0) * self.steps / max(1, c.per_beta_steps))
 
-    def _train_round(self, gradient_steps: int) -> float:
+    def _train_round(self, gradient_steps: int) -> np.ndarray:
+        """gradient_steps steps of all K seeds at once -> mean loss per seed [K]."""
         c = self.cfg
         if self.tree is None:
-            # Uniform: neither the data nor the target net change within a round (target updates
-            # happen between env steps), so gather every batch, and without `double` compute every
-            # target, in one call: one big matmul instead of one per gradient step.
+            # Uniform: the data do not change within a round, so gather every batch in one call
             rows = self.replay.sample_rows(gradient_steps * c.batch_size)
             obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))
-            target = None if c.double else td_target(self.q, self.q_target, next_obs, returns, discount, False)
-            losses = torch.empty(gradient_steps)
+            losses = torch.empty(gradient_steps, self.k)
             for g in range(gradient_steps):
                 b = slice(g * c.batch_size, (g + 1) * c.batch_size)
-                t = target[b] if target is not None else td_target(self.q, self.q_target, next_obs[b], returns[b], discount[b], True)
-                losses[g], _ = self._gradient_step(obs[b], action[b], t, weights=None)
-            return float(losses.mean())
-        total = 0.0
-        for _ in range(gradient_steps):  # prioritized: priorities change after every step
-            rows = self.tree.sample(c.batch_size, self.replay.rng)
-            while not (ok := self.replay.valid(rows)).all():  # frame replay: skip rows not ready yet
-                rows[~ok] = self.tree.sample(int((~ok).sum()), self.replay.rng)
-            weights = importance_weights(self.tree.get(rows) / self.tree.total, len(self.replay), self.beta())
+                target = td_target(self.q, self.q_target, next_obs[:, b], returns[:, b], discount[:, b], c.double)
+                losses[g], _ = self._gradient_step(obs[:, b], action[:, b], target, weights=None)
+            return losses.mean(0).numpy()
+        losses = torch.empty(gradient_steps, self.k)
+        every = np.repeat(np.arange(self.k), c.batch_size)
+        size = np.broadcast_to(np.asarray(self.replay.size), (self.k,))[:, None]
+        for g in range(gradient_steps):  # prioritized: priorities change after every step
+            rows = self.tree.sample(c.batch_size, self.replay.rngs)
+            # frame replay: a row not ready yet is redrawn, proportionally, from its own seed
+            self.replay.redraw_invalid(rows, lambda k, n: self.tree.sample_one(k, n, self.replay.rngs[k]))
+            weights = importance_weights(self.tree.get(rows) / self.tree.total[:, None], size, self.beta())
             obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))
             target = td_target(self.q, self.q_target, next_obs, returns, discount, c.double)
-            loss, td = self._gradient_step(obs, action, target, weights=torch.as_tensor(weights))
+            losses[g], td = self._gradient_step(obs, action, target, weights=torch.as_tensor(weights))
             priorities = (np.abs(td) + c.per_eps) ** c.per_alpha
-            self.tree.update(rows, priorities)
-            self.max_priority = max(self.max_priority, float(priorities.max()))
-            total += float(loss)
-        return total / gradient_steps
+            self.tree.update(every, rows.ravel(), priorities.ravel())
+            self.max_priority = np.maximum(self.max_priority, priorities.max(axis=1))
+        return losses.mean(0).numpy()
 
     def _gradient_step(self, obs, action, target, weights):
-        q = self.q(obs).gather(1, action[:, None]).squeeze(1)
+        """One Adam step of every seed; the summed loss gives each seed exactly its own gradient."""
+        q = self.q(obs).gather(2, action[..., None]).squeeze(2)  # [K, B]
         if self.cfg.loss == "huber":
             per_sample = F.smooth_l1_loss(q, target, reduction="none")
         else:
             per_sample = F.mse_loss(q, target, reduction="none")
-        loss = per_sample.mean() if weights is None else (weights * per_sample).mean()
+        loss = (per_sample if weights is None else weights * per_sample).mean(dim=1)  # [K]
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         if self.cfg.max_grad_norm > 0:
             clip_grad_norm(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
@@ -230,50 +248,56 @@ class DQN:
             "optimizer": self.optimizer.state_dict(),
             "replay": self.replay.state_dict(),
             "tree": None if self.tree is None else self.tree.tree.copy(),
-            "rng": self.rng.bit_generator.state,
-            "counters": (self.steps, self.episodes, self.since_train, self.max_priority),
+            "rngs": [r.bit_generator.state for r in self.rngs],
+            "counters": (self.steps, self.episodes.copy(), self.since_train, self.max_priority.copy()),
         }
 
     def load_state_dict(self, state) -> None:
-        self.q.load_state_dict(state["q"])
-        self.greedy = numpy_greedy(self.q)
+        self.q.load_state_dict(state["q"])  # in place: the numpy greedy views stay live
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.replay.load_state_dict(state["replay"])
         if self.tree is not None:
             self.tree.tree[:] = state["tree"]
-        self.rng.bit_generator.state = state["rng"]
-        self.steps, self.episodes, self.since_train, self.max_priority = state["counters"]
+        for rng, s in zip(self.rngs, state["rngs"]):
+            rng.bit_generator.state = s
+        self.steps, episodes, self.since_train, max_priority = state["counters"]
+        self.episodes[:], self.max_priority[:] = episodes, max_priority
 
 
 def td_target(q, q_target, next_obs, returns, discount, double: bool) -> torch.Tensor:
-    """returns + discount * Q_target(s', a*): a* = argmax Q_target (DQN) or argmax Q (double)."""
+    """returns + discount * Q_target(s', a*): a* = argmax Q_target (DQN) or argmax Q (double).
+    Any leading axes ([K, B] for seed batches); actions on the last."""
     with torch.no_grad():
         next_q = q_target(next_obs)
         if double:  # online net picks, target net evaluates (van Hasselt et al. 2016)
-            best = q(next_obs).argmax(dim=1, keepdim=True)
-            value = next_q.gather(1, best).squeeze(1)
+            best = q(next_obs).argmax(dim=-1, keepdim=True)
+            value = next_q.gather(-1, best).squeeze(-1)
         else:
-            value = next_q.max(dim=1).values
+            value = next_q.max(dim=-1).values
         return returns + discount * value
 
 
 def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
-    """Scale gradients to a global L2 norm <= max_norm; same result as torch's clip_grad_norm_
-    but skips the rescale when already within bounds (a third of a CPU gradient step)."""
+    """Scale each seed's gradients (leading axis) to an L2 norm <= max_norm over all its
+    parameters: torch's clip_grad_norm_ per seed, skipping the rescale when all are in bounds."""
     grads = [p.grad for p in params if p.grad is not None]
-    norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
-    if norm > max_norm:
-        torch._foreach_mul_(grads, max_norm / (norm + 1e-6))
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
+    norm = torch.linalg.vector_norm(norms, dim=0)  # [K]
+    if bool((norm > max_norm).any()):
+        scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
 
 
-def importance_weights(probs: np.ndarray, size: int, beta: float) -> np.ndarray:
-    """(N * P(i))^-beta, normalized by the max so weights only scale updates down (Schaul et al.)."""
+def importance_weights(probs: np.ndarray, size, beta: float) -> np.ndarray:
+    """(N * P(i))^-beta, normalized by each seed's max so weights only scale updates down
+    (Schaul et al.). probs[..., B], size broadcastable to it."""
     w = (size * probs) ** (-beta)
-    return (w / w.max()).astype(np.float32)
+    return (w / w.max(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def make(observation_space, action_space, config: DQNConfig, seed: int) -> DQN:
+def make(observation_space, action_space, config: DQNConfig, seeds: tuple[int, ...]) -> DQN:
     if not isinstance(action_space, spaces.Discrete):
         raise ConfigError(f"dqn needs a Discrete action space, got {action_space}")
     if not isinstance(observation_space, spaces.Box):
@@ -281,7 +305,7 @@ def make(observation_space, action_space, config: DQNConfig, seed: int) -> DQN:
             f"dqn needs a Box observation space, got {observation_space}; "
             "for Discrete observations use tabular_q"
         )
-    return DQN(observation_space, int(action_space.n), config, seed)
+    return DQN(observation_space, int(action_space.n), config, tuple(seeds))
 
 
 PRESETS = {
@@ -297,4 +321,5 @@ PRESETS = {
                       "epsilon_duration": 1_000_000, "epsilon_end": 0.01, "reward_clip": 1.0, "gamma": 0.99},
 }
 
-SPEC = AgentSpec("dqn", make, DQNConfig, PRESETS, "DQN; variants are flags, presets name combinations")
+SPEC = AgentSpec("dqn", make, DQNConfig, PRESETS, "DQN; variants are flags, presets name combinations",
+                 seed_batched=True)

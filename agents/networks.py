@@ -1,9 +1,15 @@
-"""Q-networks: an MLP torso for vector observations, Nature CNN for stacked frames, and a
-plain or dueling head on either."""
+"""Q-networks for K seeds at once: every weight carries a leading seed axis.
+
+`q_network` defines one seed's network (MLP torso for vector observations, Nature CNN for stacked
+frames, plain or dueling head) and its initialization. `SeedStackQ` stacks K of them: linear
+layers run as one batched GEMM (bmm) over the seed axis, convolutions as one grouped convolution,
+so K seeds cost one call per layer, not K. Nothing crosses seeds: every op is per seed.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -57,34 +63,129 @@ class NatureCNN(nn.Module):
         return self.head(self.conv(x.float() / 255.0))
 
 
-def numpy_greedy(net: nn.Module):
-    """A numpy copy of an MLP's greedy policy, or None for other networks.
-
-    Acting calls the network once per env step on a single observation, where torch's dispatch
-    costs ~3x the arithmetic; a numpy snapshot (refreshed after each training round) does not.
-    A dueling head's argmax is the advantage stream's argmax (V and mean A shift every action).
-    """
-    mods = list(net) if isinstance(net, nn.Sequential) else []
-    if not mods or not all(isinstance(m, (nn.Linear, nn.ReLU)) for m in mods[:-1]):
-        return None
-    if isinstance(mods[-1], DuelingHead):
-        mods = mods[:-1] + list(mods[-1].advantage)
-    elif not isinstance(mods[-1], nn.Linear):
-        return None
-    layers = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in mods if isinstance(m, nn.Linear)]
-
-    def greedy(obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for i, (w, b) in enumerate(layers):
-            x = x @ w + b
-            if i < len(layers) - 1:
-                np.maximum(x, 0, out=x)
-        return x.argmax(axis=1)
-
-    return greedy
-
-
 def q_network(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool) -> nn.Module:
+    """One seed's network; its initialization under torch.manual_seed(seed) is that seed's."""
     if len(obs_shape) == 3:  # (stack, 84, 84) frames
         return NatureCNN(obs_shape[0], n_actions, dueling)
-    return mlp(int(torch.tensor(obs_shape).prod()), n_actions, hidden, dueling)
+    return mlp(int(np.prod(obs_shape)), n_actions, hidden, dueling)
+
+
+class _SeedLinear(torch.autograd.Function):
+    """y[k] = x[k] @ w[k] + b[k] with the backward GEMMs in the layouts BLAS runs fastest
+    (autograd's own baddbmm backward transposes the weight gradient and copies it again)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b, x, w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = torch.bmm(grad, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return grad_x, torch.bmm(x.transpose(1, 2), grad), grad.sum(1, keepdim=True)
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+class SeedStackQ(nn.Module):
+    """K copies of one architecture, seed k's weights initialized exactly as `nets[k]`.
+
+    Layout: a torso of layers each followed by ReLU, then one head (Q) or two (V, A) whose layers
+    have ReLU between them. Linear weights are stored [K, in, out], biases [K, 1, out]; conv
+    weights [K, out, in, kh, kw]. forward takes x[K, B, *obs_shape] and returns Q[K, B, A].
+    """
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        ref = nets[0]
+        self.k = len(nets)
+        convs = [[m for m in net.modules() if isinstance(m, nn.Conv2d)] for net in nets]
+        self.strides = [c.stride[0] for c in convs[0]]
+        self.conv_w = nn.ParameterList([_stack([c[i].weight for c in convs]) for i in range(len(self.strides))])
+        self.conv_b = nn.ParameterList([_stack([c[i].bias for c in convs]) for i in range(len(self.strides))])
+        heads = [net.head if isinstance(net, NatureCNN) else net for net in nets]
+        last = [list(h)[-1] if isinstance(h, nn.Sequential) else h for h in heads]
+        self.dueling = isinstance(last[0], DuelingHead)
+        if self.dueling:
+            torso = [_linears(h)[: -4] for h in heads]  # a dueling head holds 4 linears
+            branches = [[_linears(d.value) for d in last], [_linears(d.advantage) for d in last]]
+        else:
+            torso = [_linears(h)[:-1] for h in heads]
+            branches = [[_linears(h)[-1:] for h in heads]]
+        self.torso = self._stack_linears(torso)
+        self.heads = nn.ModuleList(self._stack_linears(b) for b in branches)
+        self.image = isinstance(ref, NatureCNN)
+
+    @staticmethod
+    def _stack_linears(per_seed: list[list[nn.Linear]]) -> nn.ParameterList:
+        params = []
+        for layer in zip(*per_seed):
+            params.append(_stack([lin.weight.T for lin in layer]))  # [K, in, out]
+            params.append(_stack([lin.bias[None] for lin in layer]))  # [K, 1, out]
+        return nn.ParameterList(params)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, b = x.shape[:2]
+        if self.image:
+            x = x.float().div_(255.0).transpose(0, 1).reshape(b, -1, *x.shape[3:])  # [B, K*C, H, W]
+            for w, bias, stride in zip(self.conv_w, self.conv_b, self.strides):
+                x = F.relu(F.conv2d(x, w.flatten(0, 1), bias.flatten(), stride=stride, groups=k), inplace=True)
+            x = x.reshape(b, k, -1).transpose(0, 1)  # [K, B, features]
+        else:
+            x = x.reshape(k, b, -1).float()
+        for i in range(0, len(self.torso), 2):
+            x = F.relu(_SeedLinear.apply(x, self.torso[i], self.torso[i + 1]), inplace=True)
+        out = []
+        for head in self.heads:
+            h = x
+            for i in range(0, len(head), 2):
+                h = _SeedLinear.apply(h, head[i], head[i + 1])
+                if i + 2 < len(head):
+                    h = F.relu(h, inplace=True)
+            out.append(h)
+        if self.dueling:
+            value, adv = out
+            return value + adv - adv.mean(dim=-1, keepdim=True)
+        return out[0]
+
+    def numpy_greedy(self):
+        """Greedy actions for one observation per seed through numpy views of the live weights.
+
+        Acting runs once per env step on K single observations, where torch's dispatch costs more
+        than the arithmetic. The views share memory with the parameters (updated in place by the
+        optimizer), so they never go stale. A dueling argmax is the advantage stream's argmax.
+        None for image observations (the conv torso is torch's job).
+        """
+        if self.image:
+            return None
+        torso = [p.detach().numpy() for p in self.torso]
+        head = [p.detach().numpy() for p in self.heads[-1]]
+        layers = list(zip(torso[::2], torso[1::2])) + list(zip(head[::2], head[1::2]))
+
+        def greedy(obs: np.ndarray) -> np.ndarray:
+            x = np.asarray(obs, dtype=np.float32).reshape(len(obs), 1, -1)  # [K, 1, obs]
+            for i, (w, b) in enumerate(layers):
+                x = np.matmul(x, w) + b
+                if i < len(layers) - 1:
+                    np.maximum(x, 0, out=x)
+            return x[:, 0].argmax(axis=1)
+
+        return greedy
+
+
+def _stack(tensors: list[torch.Tensor]) -> nn.Parameter:
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
+
+
+def seed_stack(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool,
+               seeds: list[int]) -> SeedStackQ:
+    """K networks, seed k's initialized from torch.manual_seed(seeds[k]) alone."""
+    nets = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):  # weights from the run's seed, not global state
+            torch.manual_seed(seed)
+            nets.append(q_network(obs_shape, n_actions, hidden, dueling))
+    return SeedStackQ(nets)

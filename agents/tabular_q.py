@@ -37,61 +37,76 @@ class TabularQConfig:
 
 
 class TabularQ:
-    def __init__(self, n_states: int, n_actions: int, config: TabularQConfig, seed: int,
+    """K seeds of tabular Q-learning as one table [K, states, actions]; row k is seed k."""
+
+    def __init__(self, n_states: int, n_actions: int, config: TabularQConfig, seeds: tuple[int, ...],
                  encode: Callable[[np.ndarray], np.ndarray] = lambda obs: np.asarray(obs, np.int64)):
-        if n_states * n_actions > MAX_TABLE:
-            raise ConfigError(f"Q-table of {n_states} states x {n_actions} actions is too large (max {MAX_TABLE} entries); use fewer bins")
+        k = self.k = len(seeds)
+        if k * n_states * n_actions > MAX_TABLE:
+            raise ConfigError(f"Q-table of {k} x {n_states} states x {n_actions} actions is too large "
+                              f"(max {MAX_TABLE} entries); use fewer bins or a smaller --seed-batch")
         c = self.cfg = config
-        self.q = np.full((n_states, n_actions), c.initial_q, dtype=np.float64)
+        self.q = np.full((k, n_states, n_actions), c.initial_q, dtype=np.float64)
         self.encode = encode
-        self.rng = np.random.default_rng(seed)
+        self.rngs = [np.random.default_rng(s) for s in seeds]
         self.epsilon = epsilon_schedule(c)
         self.alpha = Schedule("linear", c.learning_rate, c.learning_rate_end, c.learning_rate_duration)
         self.steps = 0
-        self.episodes = 0
+        self.episodes = np.zeros(k, dtype=np.int64)
 
-    def current_epsilon(self) -> float:
-        return self.epsilon(self.steps if self.cfg.epsilon_unit == "step" else self.episodes)
+    def current_epsilon(self) -> np.ndarray:
+        if self.cfg.epsilon_unit == "step":
+            return np.full(self.k, self.epsilon(self.steps))
+        return np.array([self.epsilon(int(e)) for e in self.episodes])
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.q[self.encode(obs)]
+    def q_values(self, obs: np.ndarray, seed_index: int = 0) -> np.ndarray:
+        return self.q[seed_index, self.encode(obs)]
 
-    def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
-        q = self.q_values(obs)
-        # break ties at random: an all-zero fresh row must not always pick action 0
-        best = np.argmax(np.where(q == q.max(axis=1, keepdims=True), self.rng.random(q.shape), -1.0), axis=1)
-        eps = self.current_epsilon() if explore else self.cfg.eval_epsilon
-        random = self.rng.random(len(obs)) < eps
-        return np.where(random, self.rng.integers(q.shape[1], size=len(obs)), best)
+    def act(self, obs: np.ndarray, *, explore: bool, active: np.ndarray | None = None) -> np.ndarray:
+        q = self.q[np.arange(self.k), self.encode(obs)]  # [K, A]
+        eps = self.current_epsilon() if explore else np.full(self.k, self.cfg.eval_epsilon)
+        actions = np.zeros(self.k, dtype=np.int64)
+        for k in range(self.k) if active is None else np.flatnonzero(active):
+            rng = self.rngs[k]
+            # break ties at random: an all-zero fresh row must not always pick action 0
+            actions[k] = np.argmax(np.where(q[k] == q[k].max(), rng.random(q.shape[1]), -1.0))
+            if rng.random() < eps[k]:
+                actions[k] = rng.integers(q.shape[1])
+        return actions
 
-    def observe(self, batch: Transitions) -> dict[str, float]:
+    def observe(self, batch: Transitions) -> dict[str, np.ndarray]:
+        seed = np.arange(self.k)
         s, s2 = self.encode(batch.obs), self.encode(batch.next_obs)
         alpha = self.alpha(self.steps)
         # bootstrap unless terminated: a time-limit truncation is not a true end
-        target = batch.reward + self.cfg.gamma * ~batch.terminated * self.q[s2].max(axis=1)
-        td = target - self.q[s, batch.action]
-        self.q[s, batch.action] += alpha * td
-        self.steps += len(s)
-        self.episodes += int(np.sum(batch.terminated | batch.truncated))
-        return {"epsilon": self.current_epsilon(), "td_abs": float(np.abs(td).mean())}
+        target = batch.reward + self.cfg.gamma * ~batch.terminated * self.q[seed, s2].max(axis=1)
+        td = target - self.q[seed, s, batch.action]
+        self.q[seed, s, batch.action] += alpha * td
+        self.steps += 1
+        self.episodes += np.logical_or(batch.terminated, batch.truncated)
+        return {"epsilon": self.current_epsilon(), "td_abs": np.abs(td)}
 
     def state_dict(self) -> dict:
-        return {"q": self.q.copy(), "rng": self.rng.bit_generator.state, "counters": (self.steps, self.episodes)}
+        return {"q": self.q.copy(), "rngs": [r.bit_generator.state for r in self.rngs],
+                "counters": (self.steps, self.episodes.copy())}
 
     def load_state_dict(self, state) -> None:
         self.q[:] = state["q"]
-        self.rng.bit_generator.state = state["rng"]
-        self.steps, self.episodes = state["counters"]
+        for rng, s in zip(self.rngs, state["rngs"]):
+            rng.bit_generator.state = s
+        self.steps, episodes = state["counters"]
+        self.episodes[:] = episodes
 
 
-def make(observation_space, action_space, config: TabularQConfig, seed: int) -> TabularQ:
+def make(observation_space, action_space, config: TabularQConfig, seeds: tuple[int, ...]) -> TabularQ:
     if not isinstance(observation_space, spaces.Discrete) or not isinstance(action_space, spaces.Discrete):
         raise ConfigError(
             f"tabular_q needs Discrete observation and action spaces, got {observation_space}; "
             "for Box observations use discretized_q or dqn"
         )
-    return TabularQ(int(observation_space.n), int(action_space.n), config, seed,
+    return TabularQ(int(observation_space.n), int(action_space.n), config, tuple(seeds),
                     encode=lambda obs: np.asarray(obs, np.int64) - observation_space.start)
 
 
-SPEC = AgentSpec("tabular_q", make, TabularQConfig, description="tabular Q-learning (Discrete observations)")
+SPEC = AgentSpec("tabular_q", make, TabularQConfig, description="tabular Q-learning (Discrete observations)",
+                 seed_batched=True)

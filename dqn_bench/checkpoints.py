@@ -1,10 +1,14 @@
-"""Atomic agent + progress checkpoints, loadable with torch.load(weights_only=True).
+"""Atomic agent + progress checkpoints, loadable with torch.load(weights_only=True), one per seed
+batch: `<dir>/<batch>.pt` beside `<batch>.keys.json`, the run keys it holds, so a rerun re-forms
+exactly that batch (whatever --workers or --seed-batch say) and resumes it.
 
 numpy arrays become tagged tensors on save and numpy again on load, so nothing but tensors and
 plain Python containers goes through pickle.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -55,3 +59,34 @@ def load(path: Path, agent) -> dict:
     state = torch.load(path, weights_only=True)
     agent.load_state_dict(_decode(state["agent"]))
     return _decode(state["progress"])
+
+
+def path_for(folder: Path, keys: list[str]) -> Path:
+    """The checkpoint of the batch holding these runs; writes its key list beside it."""
+    name = hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:16]
+    path = Path(folder) / f"{name}.pt"
+    sidecar = path.with_suffix(".keys.json")
+    if not sidecar.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sidecar.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(list(keys), f)
+        os.replace(tmp, sidecar)
+    return path
+
+
+def pending(folder: Path) -> list[list[str]]:
+    """Key lists of the batches that have a checkpoint to resume."""
+    out = []
+    for sidecar in sorted(Path(folder).glob("*.keys.json")):
+        if sidecar.with_name(sidecar.name.replace(".keys.json", ".pt")).exists():
+            try:
+                out.append(json.loads(sidecar.read_text()))
+            except (OSError, ValueError):
+                continue  # unreadable: that batch just starts afresh
+    return out
+
+
+def remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_suffix(".keys.json").unlink(missing_ok=True)

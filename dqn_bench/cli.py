@@ -8,7 +8,7 @@ from typing import Sequence
 
 import envs
 from dqn_bench import config as cfg
-from dqn_bench import registry
+from dqn_bench import checkpoints, registry
 from dqn_bench.executors import default_workers, run_local
 from dqn_bench.protocol import ConfigError, available_memory
 from dqn_bench.store import Store
@@ -26,9 +26,9 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
     return [n for v in values for n in v.split(",") if n]
 
 
-def validate(specs: list[cfg.RunSpec]) -> int:
+def validate(specs: list[cfg.RunSpec]) -> dict[tuple[str, str], int]:
     """Build each env and each agent on it once, so a bad pairing fails before any run starts.
-    Returns the largest replay memory one run will need, in bytes."""
+    Returns the replay memory one seed of each (agent, env) needs, in bytes."""
     env_cache, memory = {}, {}
     for spec in specs:
         if (spec.agent, spec.env) in memory:
@@ -37,11 +37,30 @@ def validate(specs: list[cfg.RunSpec]) -> int:
             env_cache[spec.env] = envs.make(spec.env_id, 0, **spec.env_kwargs)
         env = env_cache[spec.env]
         try:
-            agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, 0)
+            agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, [0])
         except ConfigError as e:
             raise ConfigError(f"agent '{spec.agent}' cannot run on '{spec.env}': {e}") from None
         memory[(spec.agent, spec.env)] = getattr(agent, "memory_bytes", 0)
-    return max(memory.values(), default=0)
+    return memory
+
+
+def plan_batches(todo: list[cfg.RunSpec], workers: int, seed_batch: int | None, memory: dict,
+                 checkpoint_dir: Path) -> list[list[cfg.RunSpec]]:
+    """Seed batches that fit in memory: `workers` batches run at once, each holding K replays."""
+    available = available_memory()
+    per_seed = lambda s: memory.get((s.agent, s.env), 0)  # noqa: E731
+    biggest = max((per_seed(s) for s in todo), default=0)
+    if available and biggest * workers > available:
+        raise ConfigError(f"{workers} concurrent runs need {biggest * workers / 2**30:.1f} GiB of replay, "
+                          f"{available / 2**30:.1f} GiB available; use fewer --workers or a smaller buffer_size")
+    cap = lambda s: available // (workers * per_seed(s)) if available and per_seed(s) else 1 << 30  # noqa: E731
+    args = dict(batched=lambda s: registry.seed_batched(s.agent_spec), pending=checkpoints.pending(checkpoint_dir))
+    batches = cfg.seed_batches(todo, workers, seed_batch, max_batch=cap, **args)
+    wanted = cfg.seed_batches(todo, workers, seed_batch, **args)
+    if max(map(len, wanted), default=0) > max(map(len, batches), default=0):
+        print(f"seed batches lowered from {max(map(len, wanted))} to {max(map(len, batches))} seeds so "
+              f"{workers} concurrent batches of replay fit in {available / 2**30:.1f} GiB", file=sys.stderr)
+    return batches
 
 
 def cmd_run(args) -> int:
@@ -51,29 +70,32 @@ def cmd_run(args) -> int:
     specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set))
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.seed_batch is not None and args.seed_batch < 1:
+        raise ConfigError(f"--seed-batch must be >= 1, got {args.seed_batch}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     memory = validate(specs)
     store = Store(Path(args.out) / suite["name"])
     done = store.finished(retry_failed=args.retry_failed)
     todo = [s for s in specs if s.key not in done]
-    workers = min(args.workers or default_workers(), max(1, len(todo)))
-    total, available = memory * workers, available_memory()
-    if available and total > available:
-        raise ConfigError(f"{workers} concurrent runs need {total / 2**30:.1f} GiB of replay, "
-                          f"{available / 2**30:.1f} GiB available; use fewer --workers or a smaller buffer_size")
+    workers = args.workers or default_workers()
+    batches = plan_batches(todo, workers, args.seed_batch, memory, store.root / "checkpoints")
+    workers = min(workers, max(1, len(batches)))
     store.check_writable()  # the last check: it creates the folder
-    if memory:
-        print(f"replay memory: up to {memory / 2**30:.2f} GiB per run, {total / 2**30:.2f} GiB for "
-              f"{workers} concurrent run(s); {available / 2**30:.1f} GiB available", file=sys.stderr)
+    per_batch = max((sum(memory.get((s.agent, s.env), 0) for s in b) for b in batches), default=0)
+    if per_batch:
+        print(f"replay memory: up to {per_batch / 2**30:.2f} GiB per seed batch, {per_batch * workers / 2**30:.2f} GiB "
+              f"for {workers} concurrent batch(es); {available_memory() / 2**30:.1f} GiB available", file=sys.stderr)
+    sizes = sorted({len(b) for b in batches})
     print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
-          f"{len(todo)} to run on {workers} worker(s) -> {store.runs}", file=sys.stderr)
+          f"{len(todo)} to run in {len(batches)} seed batch(es) of {'/'.join(map(str, sizes)) or 0} "
+          f"on {workers} worker(s) -> {store.runs}", file=sys.stderr)
     from tqdm import tqdm
 
     failed = 0
     with tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True, disable=not todo) as bar:
         every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
-        for record in run_local(todo, workers, args.env_package, store.root / "checkpoints", every):
+        for record in run_local(batches, workers, args.env_package, store.root / "checkpoints", every):
             store.write(record)
             spec = record["spec"]
             if record["status"] == "failed":
@@ -148,7 +170,10 @@ def build_parser() -> Parser:
     run.add_argument("--agents", nargs="+", help="agents or presets (default: the suite's)")
     run.add_argument("--envs", nargs="+", help="env labels or Gymnasium ids (default: the suite's)")
     run.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the suite's)")
-    run.add_argument("--workers", type=int, help="parallel runs (default: number of cores)")
+    run.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
+    run.add_argument("--seed-batch", type=int, metavar="K",
+                     help="train up to K seeds of one configuration together in one process (1 = one seed "
+                          "per process; default: as large as keeps every worker busy)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override an agent config key or budget/eval_every/eval_episodes")
     run.add_argument("--out", default="results", help="results root; records go to OUT/SUITE/runs")

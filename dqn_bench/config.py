@@ -4,10 +4,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from dqn_bench import registry
 from envs import family, resolve_kwargs
@@ -44,6 +45,48 @@ class RunSpec:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
         return cls(**data)
+
+    @property
+    def cell(self) -> str:
+        """What the seeds of one configuration share: everything but seed and eval_seed."""
+        data = {k: v for k, v in self.to_json().items() if k not in ("seed", "eval_seed")}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def seed_batches(specs: Sequence[RunSpec], workers: int, seed_batch: int | None = None,
+                 batched: Callable[[RunSpec], bool] = lambda spec: True,
+                 max_batch: Callable[[RunSpec], int] = lambda spec: 1 << 30,
+                 pending: Sequence[Sequence[str]] = ()) -> list[list[RunSpec]]:
+    """Group runs that differ only in seed into seed batches, in plan order.
+
+    Batches with a checkpoint (`pending` key lists) are re-formed first, exactly, so they resume.
+    Otherwise a cell's seeds are split into batches of `seed_batch` seeds, or by default into as
+    few equal batches as keep every worker busy (10 seeds, 2 workers, 1 cell -> 2 x 5; 20 cells ->
+    20 x 10). `batched(spec)` False means one seed per batch; `max_batch(spec)` caps the size
+    (memory).
+    """
+    by_key = {s.key: s for s in specs}
+    batches: list[list[RunSpec]] = []
+    for keys in pending:
+        if keys and all(k in by_key for k in keys):
+            batches.append([by_key.pop(k) for k in keys])
+    cells: dict[str, list[RunSpec]] = {}
+    for spec in by_key.values():
+        cells.setdefault(spec.cell, []).append(spec)
+    per_cell = max(1, math.ceil(workers / max(1, len(cells))))  # batches per cell by default
+    for runs in cells.values():
+        if not batched(runs[0]):
+            batches += [[r] for r in runs]
+            continue
+        size = seed_batch or math.ceil(len(runs) / min(per_cell, len(runs)))
+        size = max(1, min(size, max_batch(runs[0])))
+        if seed_batch and size == seed_batch:
+            batches += [runs[i : i + size] for i in range(0, len(runs), size)]
+        else:  # balanced: 10 seeds at most 4 per batch -> 4, 3, 3
+            n = math.ceil(len(runs) / size)
+            bounds = [round(i * len(runs) / n) for i in range(n + 1)]
+            batches += [runs[a:b] for a, b in zip(bounds, bounds[1:])]
+    return batches
 
 
 def suite_names() -> list[str]:

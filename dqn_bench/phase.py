@@ -21,7 +21,9 @@ def draw(spec: RunSpec, out: Path, grid: int = 101) -> dict:
     env.close()
     if len(getattr(space, "shape", ()) or ()) != 1 or space.shape[0] != 2 or not np.all(np.isfinite(space.low)):
         raise ConfigError(f"phase needs a bounded 2-D Box observation space; '{spec.env}' has {space}")
-    result, agent = train(spec)
+    (result,), agent = train([spec])
+    if result["status"] != "ok":
+        raise ConfigError(f"training {spec.agent} on {spec.env} failed: {result['error']}")
     if not hasattr(agent, "q_values"):
         raise ConfigError(f"agent '{spec.agent}' exposes no q_values(obs); phase needs action values")
     xs, ys = (np.linspace(space.low[i], space.high[i], grid) for i in range(2))

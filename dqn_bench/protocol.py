@@ -29,10 +29,20 @@ class Transitions(NamedTuple):
 
 @runtime_checkable
 class Agent(Protocol):
+    """One seed, or K seeds of one configuration when its AgentSpec says `seed_batched`.
+
+    A seed-batched agent is built with a tuple of K seeds, and row k of every call is seed k's own
+    environment: act gets obs[K, ...] and may get `active` (bool[K]: rows that are not active must
+    draw no randomness, their action is ignored); observe gets one transition per seed and returns
+    per-seed metrics as [K] arrays ("loss" is checked per seed: a non-finite value fails that seed
+    only). Every random stream of seed k (init, exploration, replay sampling) must depend on
+    seeds[k] alone, so a seed's run does not depend on its batch mates.
+    """
+
     def act(self, obs: np.ndarray, *, explore: bool) -> np.ndarray:
         """obs[n, *obs_shape] -> actions[n]. explore=False is the evaluation policy."""
 
-    def observe(self, batch: Transitions) -> dict[str, float]:
+    def observe(self, batch: Transitions) -> dict[str, Any]:
         """Store and learn on the agent's own schedule; returns metrics (loss, epsilon, ...)."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -49,7 +59,9 @@ class AgentSpec:
     """What an entry point in the group `dqn_bench.agents` points at.
 
     `presets` maps a user-facing agent name to config overrides; the spec's own name is always
-    usable and means the config defaults.
+    usable and means the config defaults. `seed_batched=True` declares that the factory takes a
+    tuple of seeds and the agent trains them together (see Agent); otherwise the harness runs one
+    seed per agent and the factory gets one int seed.
     """
 
     name: str
@@ -57,6 +69,7 @@ class AgentSpec:
     config_cls: type
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
+    seed_batched: bool = False
 
     def make_config(self, overrides: Mapping[str, Any]) -> Any:
         """Build the frozen config, coercing strings from the CLI; unknown keys are a ConfigError."""

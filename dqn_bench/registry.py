@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from importlib.metadata import entry_points
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from dqn_bench.protocol import AgentSpec, ConfigError
 
@@ -40,6 +40,15 @@ def resolve(agent: str) -> tuple[AgentSpec, Mapping[str, Any]]:
     return specs()[spec_name], preset
 
 
-def make_agent(spec_name: str, observation_space, action_space, config: Mapping[str, Any], seed: int):
+def make_agent(spec_name: str, observation_space, action_space, config: Mapping[str, Any], seeds: Sequence[int]):
+    """One agent for the given seeds: a seed batch if the spec supports it, else exactly one seed."""
     spec = specs()[spec_name]
-    return spec.factory(observation_space, action_space, spec.make_config(config), seed)
+    if spec.seed_batched:
+        return spec.factory(observation_space, action_space, spec.make_config(config), tuple(seeds))
+    if len(seeds) != 1:
+        raise ValueError(f"agent '{spec_name}' is not seed-batched; it runs one seed at a time")
+    return spec.factory(observation_space, action_space, spec.make_config(config), seeds[0])
+
+
+def seed_batched(spec_name: str) -> bool:
+    return specs()[spec_name].seed_batched

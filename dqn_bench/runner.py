@@ -1,7 +1,7 @@
-"""run_one(spec): train with periodic evaluation on a separate seeded env -> RunRecord (a dict)."""
+"""run_batch(specs): train the seeds of one configuration together, with periodic evaluation on
+separate seeded envs -> one RunRecord (a dict) per seed."""
 from __future__ import annotations
 
-import math
 import os
 import platform
 import subprocess
@@ -53,106 +53,171 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def evaluate(agent, env, episodes: int, seed: int) -> list[float]:
-    """Full-episode returns of the evaluation policy; episode i always starts from seed + i."""
-    returns = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        total, done = 0.0, False
-        while not done:
-            action = agent.act(np.asarray(obs)[None], explore=False)[0]
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+def evaluate(agent, eval_envs: list, episodes: int, eval_seeds: list[int], alive: np.ndarray) -> list[list[float]]:
+    """Full-episode returns of the evaluation policy for each seed of a batch (empty for seeds
+    not alive); seed k's episode i always starts from reset(seed=eval_seeds[k] + i).
+
+    The K envs play side by side with one act call per step; a seed that has finished its
+    episodes is inactive and draws no randomness, so its results never depend on its batch mates.
+    """
+    k_all = len(eval_envs)
+    returns: list[list[float]] = [[] for _ in range(k_all)]
+    playing = np.array(alive, dtype=bool)
+    obs = np.zeros((k_all, *eval_envs[0].observation_space.shape), eval_envs[0].observation_space.dtype)
+    for k in np.flatnonzero(playing):
+        obs[k] = eval_envs[k].reset(seed=eval_seeds[k])[0]
+    total = np.zeros(k_all)
+    while playing.any():
+        actions = _act(agent, obs, False, playing)
+        for k in np.flatnonzero(playing):
+            o, reward, terminated, truncated, _ = eval_envs[k].step(actions[k])
+            total[k] += float(reward)
+            if terminated or truncated:
+                returns[k].append(float(total[k]))
+                total[k] = 0.0
+                if len(returns[k]) == episodes:
+                    playing[k] = False
+                    continue
+                o = eval_envs[k].reset(seed=eval_seeds[k] + len(returns[k]))[0]
+            obs[k] = o
     return returns
 
 
+def _act(agent, obs: np.ndarray, explore: bool, active: np.ndarray) -> np.ndarray:
+    # `active` exists only for seed-batched agents; a batch of one is always all active
+    if active.all():
+        return agent.act(obs, explore=explore)
+    return agent.act(obs, explore=explore, active=active)
+
+
 def episode_seed(seed: int, episode: int) -> int:
-    """Training episode k resets with its own seed, so the env state at every episode boundary is a
-    function of (seed, k): a checkpoint taken there needs no env state to resume exactly."""
+    """Training episode k resets with its own seed, so the env state at every episode start is a
+    function of (seed, k): a checkpoint needs no env state, only the actions of the open episode."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def train(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int = 0) -> tuple[dict, object]:
-    """The training loop proper -> (result, trained agent); raises on any failure.
+def _new_progress() -> dict:
+    return {"episodes": 0, "eval_steps": [], "eval_returns": [], "episode_returns": [], "episode_ends": [],
+            "ep_return": 0.0, "actions": [], "error": None}
 
-    With `checkpoint`, the agent and the loop's progress are saved there (atomically) at the first
-    episode end after every `checkpoint_every` steps, and an existing checkpoint is resumed.
+
+def _replay_open_episode(env, seed: int, p: dict) -> np.ndarray:
+    """Rebuild a training env's state at a checkpoint: reset the open episode and replay its actions."""
+    obs, _ = env.reset(seed=episode_seed(seed, p["episodes"]))
+    for a in p["actions"]:
+        obs, *_ = env.step(a)
+    return np.asarray(obs)
+
+
+def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0) -> tuple[list[dict], object]:
+    """Train the seeds of one configuration together (a seed batch; one spec = a batch of one)
+    -> (one result per spec, the trained agent). A seed whose loss turns non-finite fails alone:
+    its result says why, its slot keeps stepping (every op is per seed, nothing crosses seeds)
+    and the others go on. Any other exception fails the whole batch and propagates.
+
+    With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
+    `checkpoint_every` steps, and an existing checkpoint is resumed.
     """
-    env = envs.make(spec.env_id, spec.seed, **spec.env_kwargs)
-    eval_env = envs.make(spec.env_id, spec.eval_seed, evaluation=True, **spec.env_kwargs)
-    agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, spec.seed)
-    progress = {"step": 0, "episodes": 0, "eval_steps": [], "eval_returns": [],
-                "episode_returns": [], "episode_ends": []}
+    s0, k_all = specs[0], len(specs)
+    seeds = [s.seed for s in specs]
+    train_envs = [envs.make(s.env_id, s.seed, **s.env_kwargs) for s in specs]
+    eval_envs = [envs.make(s.env_id, s.eval_seed, evaluation=True, **s.env_kwargs) for s in specs]
+    eval_seeds = [s.eval_seed for s in specs]
+    space = train_envs[0].observation_space
+    agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds)
+    obs = np.zeros((k_all, *space.shape), space.dtype)
     if checkpoint is not None and checkpoint.exists():
-        progress = checkpoints.load(checkpoint, agent)
+        state = checkpoints.load(checkpoint, agent)
+        step0, prog = state["step"], state["seeds"]
+        for k, (env, p) in enumerate(zip(train_envs, prog)):
+            obs[k] = _replay_open_episode(env, seeds[k], p)
+            if not np.array_equal(obs[k], p["obs"]):
+                raise RuntimeError(f"checkpoint {checkpoint} does not replay to its saved state (seed {seeds[k]})")
     else:
-        progress["eval_steps"].append(0)
-        progress["eval_returns"].append(evaluate(agent, eval_env, spec.eval_episodes, spec.eval_seed))
-    p = progress
-    next_checkpoint = p["step"] + checkpoint_every
-    obs, _ = env.reset(seed=episode_seed(spec.seed, p["episodes"]))
-    ep_return = 0.0
-    for step in range(p["step"] + 1, spec.budget + 1):
-        obs_n = np.asarray(obs)[None]  # batch axis of 1 (Discrete observations are ints)
-        action = agent.act(obs_n, explore=True)
-        next_obs, reward, terminated, truncated, _ = env.step(action[0])
-        # next_obs is the real final observation here: the env is reset only below
-        metrics = agent.observe(
-            Transitions(obs_n, action, np.array([reward], np.float32), np.asarray(next_obs)[None],
-                        np.array([terminated]), np.array([truncated]))
-        )
+        step0, prog = 0, [_new_progress() for _ in specs]
+        for k, env in enumerate(train_envs):
+            obs[k] = env.reset(seed=episode_seed(seeds[k], 0))[0]
+        for p, returns in zip(prog, evaluate(agent, eval_envs, s0.eval_episodes, eval_seeds, np.ones(k_all, bool))):
+            p["eval_steps"].append(0)
+            p["eval_returns"].append(returns)
+    alive = np.array([p["error"] is None for p in prog])
+    next_checkpoint = step0 + checkpoint_every
+    for step in range(step0 + 1, s0.budget + 1):
+        action = agent.act(obs, explore=True)
+        next_obs = np.empty_like(obs)
+        reward = np.zeros(k_all, np.float32)
+        terminated, truncated = np.zeros(k_all, bool), np.zeros(k_all, bool)
+        for k, env in enumerate(train_envs):
+            next_obs[k], reward[k], terminated[k], truncated[k], _ = env.step(action[k])
+        # next_obs holds the real final observations: envs are reset only below
+        metrics = agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
         loss = metrics.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss} at step {step}")
-        ep_return += float(reward)
-        if step % spec.eval_every == 0 or step == spec.budget:
-            p["eval_steps"].append(step)
-            p["eval_returns"].append(evaluate(agent, eval_env, spec.eval_episodes, spec.eval_seed))
-        if terminated or truncated:
-            p["episode_returns"].append(ep_return)
-            p["episode_ends"].append(step)
-            p["episodes"] += 1
-            ep_return = 0.0
-            obs, _ = env.reset(seed=episode_seed(spec.seed, p["episodes"]))
-            if checkpoint is not None and checkpoint_every and step >= next_checkpoint and step < spec.budget:
-                p["step"] = step
-                checkpoints.save(checkpoint, agent, p)
-                next_checkpoint = step + checkpoint_every
-        else:
-            obs = next_obs
-    env.close()
-    eval_env.close()
-    result = {
-        "eval": {"steps": p["eval_steps"], "returns": p["eval_returns"]},
-        "train": {"episode_returns": p["episode_returns"], "episode_end_steps": p["episode_ends"]},
-        "final_score": float(np.mean(p["eval_returns"][-1])),
-    }
-    return result, agent
+        if loss is not None:
+            loss = np.broadcast_to(np.asarray(loss, dtype=np.float64), (k_all,))
+            for k in np.flatnonzero(alive & ~np.isfinite(loss)):
+                prog[k]["error"] = f"FloatingPointError: non-finite loss {loss[k]} at step {step}"
+                alive[k] = False
+            if not alive.any():
+                break
+        obs = next_obs
+        for k, p in enumerate(prog):
+            p["ep_return"] += float(reward[k])
+            p["actions"].append(int(action[k]))
+            if terminated[k] or truncated[k]:
+                p["episode_returns"].append(p["ep_return"])
+                p["episode_ends"].append(step)
+                p["episodes"] += 1
+                p["ep_return"], p["actions"] = 0.0, []
+                obs[k] = train_envs[k].reset(seed=episode_seed(seeds[k], p["episodes"]))[0]
+        if step % s0.eval_every == 0 or step == s0.budget:
+            for k, returns in enumerate(evaluate(agent, eval_envs, s0.eval_episodes, eval_seeds, alive)):
+                if alive[k]:
+                    prog[k]["eval_steps"].append(step)
+                    prog[k]["eval_returns"].append(returns)
+        if checkpoint is not None and checkpoint_every and step >= next_checkpoint and step < s0.budget:
+            for k, p in enumerate(prog):
+                p["obs"] = obs[k].copy()
+            checkpoints.save(checkpoint, agent, {"step": step, "seeds": prog})
+            next_checkpoint = step + checkpoint_every
+    for env in train_envs + eval_envs:
+        env.close()
+    results = []
+    for p in prog:
+        if p["error"] is not None:
+            results.append({"status": "failed", "error": p["error"], "eval": None, "train": None, "final_score": None})
+            continue
+        results.append({
+            "status": "ok", "error": None,
+            "eval": {"steps": p["eval_steps"], "returns": p["eval_returns"]},
+            "train": {"episode_returns": p["episode_returns"], "episode_end_steps": p["episode_ends"]},
+            "final_score": float(np.mean(p["eval_returns"][-1])),
+        })
+    return results, agent
 
 
-def run_one(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:
-    """Never raises for a failure inside the run: it comes back as status 'failed'.
-    The checkpoint, if any, is removed once the run is over (the record replaces it)."""
-    torch.set_num_threads(1)  # one core per run; parallelism comes from running runs side by side
+def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0) -> list[dict]:
+    """One record per spec; never raises for a failure inside the runs: it comes back as status
+    'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it)."""
+    torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math ~2x
     start = time.perf_counter()
-    record = {"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions()}
     try:
-        result, _ = train(spec, checkpoint, checkpoint_every)
-        record |= {"status": "ok", "error": None, **result}
+        results, _ = train(specs, checkpoint, checkpoint_every)
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
         tb = traceback.extract_tb(e.__traceback__)[-1]
-        record |= {
-            "status": "failed",
-            "error": f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})",
-            "eval": None, "train": None, "final_score": None,
-        }
+        error = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
+        results = [{"status": "failed", "error": error, "eval": None, "train": None, "final_score": None}] * len(specs)
     finally:
         torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
+        checkpoints.remove(checkpoint)
     wall = time.perf_counter() - start
-    record |= {"wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / wall, 1)}
-    return record
+    return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(), **result,
+             # the batch's process time: K records of one batch share it (reports divide by seed_batch)
+             "wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / wall, 1), "seed_batch": len(specs)}
+            for spec, result in zip(specs, results)]
+
+
+def run_one(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:
+    """A batch of one."""
+    return run_batch([spec], checkpoint, checkpoint_every)[0]

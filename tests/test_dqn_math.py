@@ -1,5 +1,6 @@
 """DQN targets (plain, double), dueling aggregation and PER weights against hand computation."""
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -35,18 +36,23 @@ def test_double_target_uses_online_argmax_and_target_value():
     np.testing.assert_allclose(target, [1.0, 5.0])  # plain DQN would give max: [3, 5]
 
 
+def one_step(obs, action, reward, next_obs, terminated, truncated):
+    """A Transitions batch of one seed."""
+    return Transitions(np.array([obs], np.float32), np.array([action]), np.array([reward], np.float32),
+                       np.array([next_obs], np.float32), np.array([terminated]), np.array([truncated]))
+
+
 def test_agent_target_for_truncated_transition_bootstraps_from_real_next_obs():
     space = spaces.Box(-1, 1, (1,), np.float32)
-    agent = make(space, spaces.Discrete(2), DQNConfig(buffer_size=8, batch_size=2, learning_starts=100, gamma=0.5), 0)
+    agent = make(space, spaces.Discrete(2), DQNConfig(buffer_size=8, batch_size=2, learning_starts=100, gamma=0.5), (0,))
     for term, trunc in ((True, False), (False, True)):
-        agent.observe(Transitions(np.zeros((1, 1), np.float32), np.array([0]), np.array([1.0], np.float32),
-                                  np.full((1, 1), 0.7, np.float32), np.array([term]), np.array([trunc])))
-    b = agent.replay.gather(np.array([0, 1]), agent.cfg.gamma)
+        agent.observe(one_step([0.0], 0, 1.0, [0.7], term, trunc))
+    b = agent.replay.gather(np.array([[0, 1]]), agent.cfg.gamma)
     with torch.no_grad():
-        v = agent.q_target(torch.tensor([[0.7]])).max().item()
+        v = agent.q_target(torch.tensor([[[0.7]]])).max().item()
     t = td_target(agent.q, agent.q_target, torch.as_tensor(b.next_obs), torch.as_tensor(b.returns),
                   torch.as_tensor(b.discount), False)
-    np.testing.assert_allclose(t, [1.0, 1.0 + 0.5 * v], rtol=1e-6)
+    np.testing.assert_allclose(t, [[1.0, 1.0 + 0.5 * v]], rtol=1e-6)
 
 
 def test_dueling_aggregation_identity():
@@ -70,25 +76,80 @@ def test_importance_weights_by_hand():
 
 def test_polyak_update_by_hand():
     space = spaces.Box(-1, 1, (2,), np.float32)
-    agent = make(space, spaces.Discrete(2), DQNConfig(tau=0.25, target_update_interval=1, learning_starts=10**6), 0)
+    agent = make(space, spaces.Discrete(2), DQNConfig(tau=0.25, target_update_interval=1, learning_starts=10**6), (0, 1))
     with torch.no_grad():
         for p in agent.q.parameters():
             p.fill_(1.0)
         for p in agent.q_target.parameters():
             p.fill_(0.0)
-    agent.observe(Transitions(np.zeros((1, 2), np.float32), np.array([0]), np.zeros(1, np.float32),
-                              np.zeros((1, 2), np.float32), np.array([False]), np.array([False])))
+    agent.observe(Transitions(np.zeros((2, 2), np.float32), np.array([0, 1]), np.zeros(2, np.float32),
+                              np.zeros((2, 2), np.float32), np.array([False, False]), np.array([False, False])))
     for p in agent.q_target.parameters():
         torch.testing.assert_close(p, torch.full_like(p, 0.25))
 
 
 def test_numpy_greedy_matches_torch_argmax():
-    from agents.networks import mlp, numpy_greedy
+    from agents.networks import seed_stack
 
-    torch.manual_seed(0)
-    obs = np.random.default_rng(0).normal(size=(256, 6)).astype(np.float32)
+    obs = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)  # one observation per seed
     for dueling in (False, True):
-        net = mlp(6, 4, (32, 32), dueling)
-        with torch.no_grad():
-            want = net(torch.as_tensor(obs)).argmax(1).numpy()
-        np.testing.assert_array_equal(numpy_greedy(net)(obs), want)
+        net = seed_stack((6,), 4, (32, 32), dueling, [0, 1, 2])
+        for _ in range(20):  # many random weights: the argmax must agree every time
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.normal_()
+                want = net(torch.as_tensor(obs)[:, None]).argmax(-1)[:, 0].numpy()
+            np.testing.assert_array_equal(net.numpy_greedy()(obs), want)
+
+
+def test_seed_stack_is_k_independent_networks_initialized_by_their_own_seed():
+    from agents.networks import q_network, seed_stack
+
+    for shape in ((5,), (4, 84, 84)):
+        for dueling in (False, True):
+            net = seed_stack(shape, 3, (16, 16), dueling, [7, 0, 7])
+            x = torch.rand(3, 2, *shape)
+            if len(shape) == 3:
+                x = (x * 255).to(torch.uint8)
+            out = net(x)
+            for k, seed in enumerate([7, 0, 7]):
+                torch.manual_seed(seed)
+                torch.testing.assert_close(out[k], q_network(shape, 3, (16, 16), dueling)(x[k]), rtol=1e-5, atol=1e-5)
+
+
+def test_per_seed_grad_clipping_by_hand():
+    from agents.dqn import clip_grad_norm
+
+    a = torch.zeros(2, 2, requires_grad=True)
+    b = torch.zeros(2, 1, requires_grad=True)
+    a.grad = torch.tensor([[3.0, 0.0], [0.3, 0.0]])
+    b.grad = torch.tensor([[4.0], [0.4]])
+    clip_grad_norm([a, b], 1.0)  # seed 0 has norm 5 -> scaled to 1; seed 1 has 0.5 -> untouched
+    torch.testing.assert_close(a.grad, torch.tensor([[0.6, 0.0], [0.3, 0.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.grad, torch.tensor([[0.8], [0.4]]), atol=1e-6, rtol=0)
+
+
+def test_importance_weights_normalized_per_seed():
+    probs = np.array([[0.5, 0.25], [0.1, 0.4]])
+    w = importance_weights(probs, np.array([[4], [10]]), beta=1.0)
+    np.testing.assert_allclose(w, [[0.5, 1.0], [1.0, 0.25]])  # (N p)^-1 over each seed's max
+
+
+@pytest.mark.parametrize("preset", ["dqn", "combined_dqn"])
+def test_a_gradient_step_in_a_batch_equals_the_same_step_alone(preset):
+    """Nothing crosses seeds: seed 1's weights after training rounds inside a batch of 3 match a
+    lone seed-1 agent fed the same transitions, up to batched-GEMM rounding."""
+    from agents.dqn import PRESETS
+
+    space = spaces.Box(-2, 2, (4,), np.float32)
+    cfg = DQNConfig(**{**PRESETS[preset], "learning_starts": 40, "train_freq": 10, "gradient_steps": 3,
+                       "batch_size": 8, "learning_rate": 1e-2, "hidden": (32, 32)})
+    batch, alone = make(space, spaces.Discrete(2), cfg, (5, 1, 9)), make(space, spaces.Discrete(2), cfg, (1,))
+    rng = np.random.default_rng(0)
+    for t in range(80):
+        obs, nxt = rng.normal(size=(2, 3, 4)).astype(np.float32)
+        act, rew, end = rng.integers(2, size=3), rng.normal(size=3).astype(np.float32), rng.random(3) < 0.1
+        batch.observe(Transitions(obs, act, rew, nxt, end, np.zeros(3, bool)))
+        alone.observe(Transitions(obs[1:2], act[1:2], rew[1:2], nxt[1:2], end[1:2], np.zeros(1, bool)))
+    for p_batch, p_alone in zip(batch.q.parameters(), alone.q.parameters()):
+        torch.testing.assert_close(p_batch[1:2], p_alone, rtol=1e-4, atol=1e-5)

@@ -17,7 +17,7 @@ def record_stream(steps=700, seed=0):
     for i in range(steps):
         a = int(rng.integers(env.action_space.n))
         nxt, r, term, trunc, _ = env.step(a)
-        term = term or (i % 97 == 96)  # synthetic terminal mid-episode: must not bootstrap
+        term = term or (i % (97 + 10 * seed) == 96)  # synthetic terminal mid-episode: must not bootstrap
         stream.append((obs, a, float(r) + i % 3, nxt, term, trunc))
         obs = env.reset()[0] if term or trunc else nxt
     assert any(t for *_, t in stream) and any(s[4] for s in stream)  # has truncations and terminations
@@ -25,47 +25,57 @@ def record_stream(steps=700, seed=0):
 
 
 @pytest.fixture(scope="module")
-def stream():
-    return record_stream()
+def streams():
+    """Two seeds' streams: their episodes end at different steps, so their cursors drift apart."""
+    return [record_stream(seed=0), record_stream(seed=1)]
 
 
-def push(buf, stream):
-    for o, a, r, n, te, tr in stream:
-        buf.add(o[None], np.array([a]), np.array([r], np.float32), n[None], np.array([te]), np.array([tr]))
+def push(buf, streams):
+    for steps in zip(*streams):
+        o, a, r, n, te, tr = (np.array(x) for x in zip(*steps))
+        buf.add(o, a, r.astype(np.float32), n, te, tr)
 
 
 @pytest.mark.parametrize("capacity", [1000, 257])  # 257 < stream length: wraps around
 @pytest.mark.parametrize("n_step", [1, 3])
-def test_every_sampleable_transition_equals_the_naive_one(stream, capacity, n_step):
-    frames = FrameReplay(capacity, (4, 84, 84), np.uint8, seed=0)
-    naive = ReplayBuffer(len(stream), (4, 84, 84), np.uint8, seed=0)
-    push(frames, stream)
-    push(naive, stream)
-    rows = np.arange(frames.size)
-    # the newest n-1 transitions see fewer steps in either buffer (their successors are not
-    # written yet); every other sampleable row must match exactly
-    rows = rows[frames.valid(rows) & (frames._age(rows) >= n_step)]
-    assert len(rows) > 0.9 * min(capacity, len(stream)) - 20
-    # which stream transition each row holds: one row per transition, one more per episode end
-    written = [w for i, s in enumerate(stream) for w in ([i, None] if s[4] or s[5] else [i])]
-    index = {pos % capacity: i for pos, i in enumerate(written) if pos >= len(written) - frames.size}
-    got = frames.gather(rows, gamma=0.9, n_step=n_step)
-    want = naive.gather(np.array([index[r] for r in rows]), gamma=0.9, n_step=n_step)
-    np.testing.assert_array_equal(got.obs, want.obs)
-    np.testing.assert_array_equal(got.action, want.action)
-    np.testing.assert_allclose(got.returns, want.returns, rtol=1e-6)
-    np.testing.assert_allclose(got.discount, want.discount, rtol=1e-6)
-    np.testing.assert_array_equal(got.next_obs, want.next_obs)
+def test_every_sampleable_transition_equals_the_naive_one(streams, capacity, n_step):
+    frames = FrameReplay(capacity, (4, 84, 84), np.uint8, seeds=[0, 1])
+    push(frames, streams)
+    assert frames.cursor[0] != frames.cursor[1]
+    for k, stream in enumerate(streams):
+        naive = ReplayBuffer(len(stream), (4, 84, 84), np.uint8, seeds=[0])
+        push(naive, [stream])
+        rows = np.arange(frames.size[k])
+        # the newest n-1 transitions see fewer steps in either buffer (their successors are not
+        # written yet); every other sampleable row must match exactly
+        all_rows = np.tile(rows, (2, 1)) % frames.size.min()
+        all_rows[k] = rows
+        ok = frames.valid(all_rows)[k] & (frames._age(all_rows)[k] >= n_step)
+        rows = rows[ok]
+        assert len(rows) > 0.9 * min(capacity, len(stream)) - 20
+        # which stream transition each row holds: one row per transition, one more per episode end
+        written = [w for i, s in enumerate(stream) for w in ([i, None] if s[4] or s[5] else [i])]
+        index = {pos % capacity: i for pos, i in enumerate(written) if pos >= len(written) - frames.size[k]}
+        query = np.tile(rows, (2, 1)) % frames.size.min()
+        query[k] = rows
+        got = frames.gather(query, gamma=0.9, n_step=n_step)
+        want = naive.gather(np.array([[index[r] for r in rows]]), gamma=0.9, n_step=n_step)
+        np.testing.assert_array_equal(got.obs[k], want.obs[0])
+        np.testing.assert_array_equal(got.action[k], want.action[0])
+        np.testing.assert_allclose(got.returns[k], want.returns[0], rtol=1e-6)
+        np.testing.assert_allclose(got.discount[k], want.discount[0], rtol=1e-6)
+        np.testing.assert_array_equal(got.next_obs[k], want.next_obs[0])
 
 
-def test_sampled_rows_are_always_valid(stream):
-    frames = FrameReplay(257, (4, 84, 84), np.uint8, seed=1)
-    push(frames, stream)
+def test_sampled_rows_are_always_valid(streams):
+    frames = FrameReplay(257, (4, 84, 84), np.uint8, seeds=[1, 2])
+    push(frames, streams)
     rows = frames.sample_rows(5000)
-    assert frames.valid(rows).all()
+    assert rows.shape == (2, 5000) and frames.valid(rows).all()
 
 
-def test_bytes_per_transition_close_to_one_frame(stream):
+def test_bytes_per_transition_close_to_one_frame(streams):
+    stream = streams[0]
     per_row = FrameReplay.bytes_per_row((4, 84, 84), np.uint8)
     episodes = sum(1 for s in stream if s[4] or s[5])
     per_transition = per_row * (len(stream) + episodes) / len(stream)

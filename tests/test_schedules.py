@@ -35,8 +35,9 @@ def test_per_episode_unit_in_agent():
 
     cfg = DQNConfig(epsilon_unit="episode", epsilon_duration=4, epsilon_start=1.0, epsilon_end=0.0,
                     learning_starts=10**6)
-    agent = make(spaces.Box(-1, 1, (1,), np.float32), spaces.Discrete(2), cfg, 0)
-    z = np.zeros((1, 1), np.float32)
-    for done in (False, False, True, False, True):  # 5 steps, 2 episodes
-        agent.observe(Transitions(z, np.array([0]), np.zeros(1, np.float32), z, np.array([done]), np.array([False])))
-    assert agent.current_epsilon() == pytest.approx(0.5)
+    agent = make(spaces.Box(-1, 1, (1,), np.float32), spaces.Discrete(2), cfg, (0, 1))
+    z = np.zeros((2, 1), np.float32)
+    # 5 steps: seed 0 ends 2 episodes, seed 1 ends 3; each seed's epsilon follows its own count
+    for done in ((False, True), (False, False), (True, True), (False, False), (True, True)):
+        agent.observe(Transitions(z, np.array([0, 0]), np.zeros(2, np.float32), z, np.array(done), np.array([False, False])))
+    np.testing.assert_allclose(agent.current_epsilon(), [0.5, 0.25])
