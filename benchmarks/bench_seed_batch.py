@@ -2,7 +2,8 @@
 
 1. CartPole-v1, the Zoo config, 50k steps: K seeds (default 10) trained together in one process on
    one thread, against one SB3 DQN run with the same hyperparameters (fresh subprocess, same
-   benchmark run): per-seed wall time ratio ours / SB3 (target <= 0.3).
+   benchmark run), both evaluating 10 episodes at the end only: per-seed wall time ratio ours / SB3
+   (target <= 0.3); and one seed alone (--seed-batch 1), for the speedup of batching itself.
 2. For each classic config: the GEMM FLOPs of every gradient step (online forward and backward,
    target forward, double's extra forward) over the wall time of the whole training loop (env
    steps, replay, acting and evaluation included), against bare bmm on exactly those shapes timed
@@ -67,15 +68,29 @@ def bare_gemm_seconds(agent, k: int, batch: int, reps: int = 30) -> float:
     return (time.perf_counter() - start) / reps
 
 
-def measure(agent_name: str, env: str, seeds: int, steps: int | None) -> dict:
-    """Train one seed batch through the harness's own loop; count its gradient steps."""
+def measure(agent_name: str, env: str, seeds: int, steps: int | None, eval_every: int | None = None) -> dict:
+    """Train one seed batch through the harness's own loop; count its gradient steps and time
+    its evaluations."""
     from agents import dqn as dqn_module
     from dqn_bench import config as cfg
+    from dqn_bench import runner
     from dqn_bench.runner import train
 
     sets = {"eval_episodes": "10"}
     if steps:
         sets |= {"budget": str(steps), "eval_every": str(steps)}
+    if eval_every:
+        sets |= {"eval_every": str(eval_every)}
+    evaluating = {"s": 0.0}
+    real_evaluate = runner.evaluate
+
+    def timed_evaluate(*args):
+        start = time.perf_counter()
+        out = real_evaluate(*args)
+        evaluating["s"] += time.perf_counter() - start
+        return out
+
+    runner.evaluate = timed_evaluate
     specs = cfg.plan(cfg.load_suite("classic"), [agent_name], [env], seeds, sets)
     counted = {"n": 0}
     real = dqn_module.DQN._gradient_step
@@ -95,7 +110,9 @@ def measure(agent_name: str, env: str, seeds: int, steps: int | None) -> dict:
     flops = counted["n"] * step_flops(agent, seeds, batch)
     floor = counted["n"] * bare_gemm_seconds(agent, seeds, batch)
     full = cfg.plan(cfg.load_suite("classic"), [agent_name], [env], 1)[0]
+    train_s = wall - evaluating["s"]
     return {"agent": agent_name, "env": env, "seeds": seeds, "budget": specs[0].budget, "wall_s": wall,
+            "eval_s": evaluating["s"], "train_gflops": flops / train_s / 1e9, "train_of_floor": floor / train_s,
             "gradient_steps": counted["n"], "full_gradient_steps": full_gradient_steps(full),
             "tflop": flops / 1e12, "gflops": flops / wall / 1e9, "floor_gflops": flops / floor / 1e9,
             "of_floor": floor / wall, "scores": [r["final_score"] for r in results]}
@@ -131,42 +148,51 @@ def main() -> None:
 
             print(json.dumps(sb3(50_000, 0)))
         else:
-            agent, env, steps = args.which.split(":")
-            print(json.dumps(measure(agent, env, args.seeds, int(steps) or None)))
+            agent, env, steps, eval_every, k = args.which.split(":")
+            print(json.dumps(measure(agent, env, int(k), int(steps) or None, int(eval_every) or None)))
         return
 
     from dqn_bench.runner import versions
 
+    k = args.seeds
     print(f"machine: {versions()['machine']}; torch {torch.__version__}, 1 thread per process")
-    rows = [child(f"dqn:{env}:{0 if env == 'CartPole-v1' else args.segment}", args) for env in CLASSIC]
-    print(f"\n1. training loop vs bare bmm at the same shapes (K = {args.seeds} seeds, one process, one thread)")
-    print("| config | env steps | gradient steps | TFLOP | loop GFLOP/s | bare bmm GFLOP/s | of floor |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| dqn {r['env']} | {r['budget']} | {r['gradient_steps']} | {r['tflop']:.2f} | {r['gflops']:.1f} | "
-              f"{r['floor_gflops']:.1f} | {r['of_floor']:.0%} |")
-
-    cart = rows[0]
-    per_seed = cart["wall_s"] / cart["seeds"]
-    print(f"\n2. CartPole-v1, Zoo config, 50k steps: {cart['seeds']} seeds in {cart['wall_s']:.1f} s "
-          f"= {per_seed:.1f} s per seed; final scores {', '.join(f'{s:.0f}' for s in cart['scores'])}")
+    # like SB3's run below: train 50k steps, evaluate 10 episodes at the end (and at step 0)
+    cart = child(f"dqn:CartPole-v1:0:50000:{k}", args)
+    lone = child("dqn:CartPole-v1:0:50000:1", args)
+    per_seed = cart["wall_s"] / k
+    print(f"\n1. CartPole-v1, Zoo config, 50k steps, final evaluation only, one thread per process")
+    print(f"   dqn_bench, {k} seeds in one process: {cart['wall_s']:.1f} s = {per_seed:.1f} s per seed "
+          f"(final scores {', '.join(f'{s:.0f}' for s in cart['scores'])})")
+    print(f"   dqn_bench, 1 seed (--seed-batch 1): {lone['wall_s']:.1f} s; seed batching speedup "
+          f"{lone['wall_s'] / per_seed:.1f}x per seed")
     if not args.skip_sb3:
         peer = child("sb3", args)
         print(f"   SB3 DQN, same hyperparameters, 1 seed: {peer['wall_s']:.1f} s (final score {peer['score']:.0f})")
-        print(f"   per-seed ratio ours / SB3 = {per_seed / peer['wall_s']:.2f} (target <= 0.3)")
+        print(f"   per-seed ratio ours / SB3 = {per_seed / peer['wall_s']:.2f} (target <= 0.3); "
+              f"1 seed alone: {lone['wall_s'] / peer['wall_s']:.2f}")
 
-    cost = {r["agent"]: r for r in [child(f"{a}:Acrobot-v1:{args.segment // 2}", args) for a in PRESETS[1:]]}
-    base = child(f"dqn:Acrobot-v1:{args.segment // 2}", args)
-    factor = {a: (cost[a]["wall_s"] / cost[a]["gradient_steps"]) / (base["wall_s"] / base["gradient_steps"])
-              for a in cost} | {"dqn": 1.0}
+    rows = [cart] + [child(f"dqn:{env}:{args.segment}:0:{k}", args) for env in CLASSIC[1:]]
+    print(f"\n2. GEMM FLOPs of the gradient steps over wall time vs bare bmm at the same shapes "
+          f"(K = {k}, one process, one thread); 'training' excludes the evaluation episodes")
+    print("| config | env steps | gradient steps | TFLOP | bare bmm GFLOP/s | whole run GFLOP/s | of floor "
+          "| training GFLOP/s | of floor |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| dqn {r['env']} | {r['budget']} | {r['gradient_steps']} | {r['tflop']:.2f} | {r['floor_gflops']:.1f} "
+              f"| {r['gflops']:.1f} | {r['of_floor']:.0%} | {r['train_gflops']:.1f} | {r['train_of_floor']:.0%} |")
+
+    base = child(f"dqn:Acrobot-v1:{args.segment // 2}:0:{k}", args)
+    factor = {"dqn": 1.0}
+    for agent in PRESETS[1:]:
+        r = child(f"{agent}:Acrobot-v1:{args.segment // 2}:0:{k}", args)
+        factor[agent] = (r["wall_s"] / r["gradient_steps"]) / (base["wall_s"] / base["gradient_steps"])
     seconds = 0.0
     for r in rows:
         per_step = r["wall_s"] / r["gradient_steps"]  # one seed batch of K
-        batches = math.ceil(10 / r["seeds"])
-        seconds += sum(factor.values()) * per_step * r["full_gradient_steps"] * batches
-    print(f"\n3. preset cost per gradient step relative to dqn (Acrobot-v1): "
+        seconds += sum(factor.values()) * per_step * r["full_gradient_steps"] * math.ceil(10 / k)
+    print("\n3. preset cost per gradient step relative to dqn (Acrobot-v1): "
           + ", ".join(f"{a} {f:.2f}" for a, f in factor.items()))
-    print(f"   projected classic suite (5 DQN presets x 4 envs x 10 seeds, batches of {args.seeds}) on 2 cores: "
+    print(f"   projected classic suite (5 DQN presets x 4 envs x 10 seeds, batches of {k}) on 2 cores: "
           f"{seconds / 2 / 3600:.2f} h (random and discretized_q add minutes; evaluation beyond the measured "
           "segments excluded)")
 

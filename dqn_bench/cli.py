@@ -9,7 +9,7 @@ from typing import Sequence
 import envs
 from dqn_bench import config as cfg
 from dqn_bench import checkpoints, registry
-from dqn_bench.executors import default_workers, run_local
+from dqn_bench.executors import RAY_INSTALL, default_workers, run_local, run_ray
 from dqn_bench.protocol import ConfigError, available_memory
 from dqn_bench.store import Store
 
@@ -74,12 +74,22 @@ def cmd_run(args) -> int:
         raise ConfigError(f"--seed-batch must be >= 1, got {args.seed_batch}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.ray_address and args.executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    if args.executor == "ray":
+        try:
+            import ray  # noqa: F401 - fail before any work if the extra is missing
+        except ImportError:
+            raise ConfigError(f"--executor ray needs Ray, an optional extra: {RAY_INSTALL}") from None
     memory = validate(specs)
     store = Store(Path(args.out) / suite["name"])
+    if store.runs.is_dir():
+        store.quarantine_corrupt()
     done = store.finished(retry_failed=args.retry_failed)
     todo = [s for s in specs if s.key not in done]
     workers = args.workers or default_workers()
-    batches = plan_batches(todo, workers, args.seed_batch, memory, store.root / "checkpoints")
+    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else store.root / "checkpoints"
+    batches = plan_batches(todo, workers, args.seed_batch, memory, checkpoint_dir)
     workers = min(workers, max(1, len(batches)))
     store.check_writable()  # the last check: it creates the folder
     per_batch = max((sum(memory.get((s.agent, s.env), 0) for s in b) for b in batches), default=0)
@@ -95,7 +105,11 @@ def cmd_run(args) -> int:
     failed = 0
     with tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True, disable=not todo) as bar:
         every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
-        for record in run_local(batches, workers, args.env_package, store.root / "checkpoints", every):
+        if args.executor == "ray":
+            records = run_ray(batches, workers, args.env_package, checkpoint_dir, every, address=args.ray_address)
+        else:
+            records = run_local(batches, workers, args.env_package, checkpoint_dir, every)
+        for record in records:
             store.write(record)
             spec = record["spec"]
             if record["status"] == "failed":
@@ -181,6 +195,12 @@ def build_parser() -> Parser:
     run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                      help="checkpoint each run every STEPS env steps (at an episode end) and resume from it; "
                           "default: the suite's checkpoint_every, else off")
+    run.add_argument("--checkpoint-dir", metavar="DIR",
+                     help="where batches checkpoint (default OUT/SUITE/checkpoints; on a cluster: shared storage)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local process pool (default) or Ray tasks (extra: pip install -e .[ray])")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="join this Ray cluster (e.g. ray://head:10001 or auto); default: start a local instance")
     run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     run.set_defaults(func=cmd_run)
 

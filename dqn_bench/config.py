@@ -103,8 +103,49 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
         suite = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"suite file {path} is not valid TOML: {e}") from None
+    check_suite(suite, path)
     suite.setdefault("name", path.stem)
     return suite
+
+
+# Every field a suite file may hold, with its type: a typo or a wrong type is named, never guessed.
+_NAMES = (list, str)
+SUITE_KEYS: dict[str, Any] = {
+    "name": str, "description": str, "agents": _NAMES, "envs": _NAMES, "seeds": int,
+    "checkpoint_every": int, "defaults": dict, "env": dict, "hyperparams": dict,
+}
+ENV_KEYS: dict[str, Any] = {"id": str, "kwargs": dict, **RUN_KEYS}
+
+
+def _type_name(expected) -> str:
+    return "a list of strings" if expected == _NAMES else {str: "a string", int: "an integer", dict: "a table"}[expected]
+
+
+def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str, path: Path) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            raise ConfigError(f"suite file {path}: unknown key '{where}{key}'; valid: {', '.join(sorted(schema))}")
+        expected = schema[key]
+        if expected == _NAMES:
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"suite file {path}: '{where}{key}' must be {_type_name(expected)}, "
+                              f"got {type(value).__name__} {value!r}")
+
+
+def check_suite(suite: Mapping[str, Any], path: Path) -> None:
+    """Type-check every field of a suite file; one-line ConfigError naming file, key and type."""
+    _check_table(suite, SUITE_KEYS, "", path)
+    _check_table(suite.get("defaults", {}), RUN_KEYS, "defaults.", path)
+    for label, table in suite.get("env", {}).items():
+        _check_table({label: table}, {label: dict}, "env.", path)
+        _check_table(table, ENV_KEYS, f"env.{label}.", path)
+    for agent, layers in suite.get("hyperparams", {}).items():
+        _check_table({agent: layers}, {agent: dict}, "hyperparams.", path)
+        for layer, values in layers.items():
+            _check_table({layer: values}, {layer: dict}, f"hyperparams.{agent}.", path)
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Run seed batches in this process or a process pool; records stream back as batches finish."""
+"""Run seed batches in this process, a process pool or on Ray; records stream back to the caller
+(the only writer of the store) as batches finish."""
 from __future__ import annotations
 
 import multiprocessing
@@ -9,7 +10,8 @@ from typing import Iterator, Sequence
 
 from dqn_bench import checkpoints
 from dqn_bench.config import RunSpec
-from dqn_bench.runner import run_batch
+from dqn_bench.protocol import ConfigError
+from dqn_bench.runner import failed_records, run_batch
 
 
 def default_workers() -> int:
@@ -48,3 +50,55 @@ def _init_worker(env_packages: tuple[str, ...]) -> None:
     torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
     for pkg in env_packages:
         envs.import_env_package(pkg)
+
+
+RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
+
+
+def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
+            checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
+            max_retries: int = 3) -> Iterator[dict]:
+    """The same batches as Ray tasks (num_cpus=1, retried on worker death); records come back to
+    this driver, which alone writes the store, so a retried task can never leave two records.
+
+    Without `address` a local Ray instance with `workers` CPUs is started and shut down; with one,
+    the driver joins that cluster and the cluster's CPUs set the concurrency. A batch whose task dies for good (retries exhausted) comes back as failed
+    records naming the reason. Ctrl-C cancels every pending task before the interrupt goes on.
+    """
+    try:
+        import ray
+        from ray.exceptions import RayError
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, an optional extra: {RAY_INSTALL}") from None
+    batches = [list(b) for b in batches]
+    owned = not ray.is_initialized()
+    if owned:
+        try:
+            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                     log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"cannot reach a Ray cluster at --ray-address {address}: {e}") from None
+    task = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_batch)
+    pending = {}
+    try:
+        for batch in batches:
+            path = checkpoints.path_for(checkpoint_dir, [s.key for s in batch]) if checkpoint_dir and checkpoint_every else None
+            pending[task.remote(batch, path, checkpoint_every, tuple(env_packages))] = batch
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            batch = pending.pop(ref)
+            try:
+                yield from ray.get(ref)
+            except RayError as e:
+                yield from failed_records(batch, f"{type(e).__name__} after {max_retries} retries: "
+                                                 f"{str(e).strip().splitlines()[0][:300]}")
+    finally:  # Ctrl-C, or the caller stopped reading: no task outlives the command
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if owned:
+            ray.shutdown()
+
+
+def _ray_batch(batch, path, checkpoint_every, env_packages):
+    _init_worker(env_packages)
+    return run_batch(batch, path, checkpoint_every)

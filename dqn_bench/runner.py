@@ -184,7 +184,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     results = []
     for p in prog:
         if p["error"] is not None:
-            results.append({"status": "failed", "error": p["error"], "eval": None, "train": None, "final_score": None})
+            results.append(_failed(p["error"]))
             continue
         results.append({
             "status": "ok", "error": None,
@@ -206,16 +206,29 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
         tb = traceback.extract_tb(e.__traceback__)[-1]
         error = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
-        results = [{"status": "failed", "error": error, "eval": None, "train": None, "final_score": None}] * len(specs)
+        results = [_failed(error)] * len(specs)
     finally:
         torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
         checkpoints.remove(checkpoint)
-    wall = time.perf_counter() - start
+    return _records(specs, results, time.perf_counter() - start)
+
+
+def _records(specs: list[RunSpec], results: list[dict], wall: float) -> list[dict]:
+    # the batch's process time: K records of one batch share it (reports divide by seed_batch)
     return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(), **result,
-             # the batch's process time: K records of one batch share it (reports divide by seed_batch)
-             "wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / wall, 1), "seed_batch": len(specs)}
+             "wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / max(wall, 1e-9), 1),
+             "seed_batch": len(specs)}
             for spec, result in zip(specs, results)]
+
+
+def failed_records(specs: list[RunSpec], error: str) -> list[dict]:
+    """Records for a batch that died outside run_batch (e.g. its worker process, for good)."""
+    return _records(specs, [_failed(error)] * len(specs), 0.0)
+
+
+def _failed(error: str) -> dict:
+    return {"status": "failed", "error": error, "eval": None, "train": None, "final_score": None}
 
 
 def run_one(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:

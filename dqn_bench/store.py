@@ -104,3 +104,20 @@ class Store:
 
     def finished(self, retry_failed: bool = False) -> set[str]:
         return {r["key"] for r in self.records() if r["status"] == "ok" or not retry_failed}
+
+    def quarantine_corrupt(self) -> list[Path]:
+        """Move every corrupt record aside to `<name>.corrupt` (never overwritten, never deleted),
+        so a run that redoes it cannot destroy what was there. Returns the new paths."""
+        moved = []
+        for path, rec in self.scan():
+            if isinstance(rec, CorruptRecord):
+                target = path.with_name(path.name + ".corrupt")
+                n = 1
+                while target.exists():
+                    target = path.with_name(f"{path.name}.corrupt.{n}")
+                    n += 1
+                os.replace(path, target)
+                print(f"warning: moved corrupt record aside to {target.name} ({rec}); its run will be redone",
+                      file=sys.stderr)
+                moved.append(target)
+        return moved

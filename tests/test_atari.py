@@ -7,7 +7,7 @@ import envs
 from agents.networks import NatureCNN
 from dqn_bench import config as cfg
 from dqn_bench.protocol import ConfigError
-from dqn_bench.runner import run_one
+from dqn_bench.runner import run_batch
 
 
 def test_machado_protocol_defaults_and_knobs():
@@ -34,14 +34,17 @@ def test_nature_cnn_shapes_and_dueling_identity():
     torch.testing.assert_close(net(x), v + a - a.mean(1, keepdim=True))
 
 
-@pytest.mark.parametrize("agent", ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "combined_dqn"])
-def test_every_preset_runs_on_atari(agent):
-    (spec,) = cfg.plan(cfg.load_suite("atari-smoke"), [agent], None, 1,
-                       {"budget": "300", "eval_every": "300", "eval_episodes": "1", "learning_starts": "100",
-                        "buffer_size": "1000", "train_freq": "8"})
-    rec = run_one(spec)
-    assert rec["status"] == "ok", rec["error"]
-    assert rec["eval"]["returns"][-1][0] <= -15  # an untrained Pong agent loses (full game score)
+@pytest.mark.parametrize("agent,seeds", [("dqn", 2), ("double_dqn", 1), ("dueling_dqn", 1), ("per_dqn", 1),
+                                         ("combined_dqn", 2)])
+def test_every_preset_runs_on_atari_as_a_seed_batch(agent, seeds):
+    """Seed batches of two: grouped convolutions, frame replays whose cursors drift apart."""
+    specs = cfg.plan(cfg.load_suite("atari-smoke"), [agent], None, seeds,
+                     {"budget": "300", "eval_every": "300", "eval_episodes": "1", "learning_starts": "100",
+                      "buffer_size": "1000", "train_freq": "8"})
+    for rec in run_batch(specs):
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["seed_batch"] == seeds
+        assert rec["eval"]["returns"][-1][0] <= -15  # an untrained Pong agent loses (full game score)
 
 
 def test_atari_smoke_suite_end_to_end_with_human_normalized_report(run_cli, tmp_path):

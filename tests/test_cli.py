@@ -71,11 +71,12 @@ def test_out_of_tree_agent_via_entry_point(run_cli, tmp_path):
     env = {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     assert "always_right" in run_cli("list", env=env).stdout
     r = run_cli("run", "--suite", "smoke", "--agents", "always_right", "--envs", "CartPole-v1",
-                "--seeds", "1", "--out", tmp_path / "out", *TINY, env=env)
+                "--seeds", "2", "--out", tmp_path / "out", *TINY, env=env)
     assert r.returncode == 0, r.stderr
-    (rec,) = records(tmp_path / "out")
-    assert rec["spec"]["agent"] == "always_right" and rec["spec"]["config"] == {"action": 1}
-    assert rec["final_score"] < 15  # pushing right all the time topples the pole fast
+    assert "in 2 seed batch(es) of 1" in r.stderr  # not seed-batched: one seed per process, unchanged
+    for rec in records(tmp_path / "out"):
+        assert rec["spec"]["agent"] == "always_right" and rec["spec"]["config"] == {"action": 1}
+        assert rec["final_score"] < 15 and rec["seed_batch"] == 1  # pushing right topples the pole fast
 
 
 BAD = [
@@ -102,6 +103,31 @@ def test_bad_input_one_line_exit_2_nothing_written(run_cli, tmp_path, args, mess
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert message in lines[0]
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+SUITE = 'agents = ["random"]\nenvs = ["CartPole-v1"]\nseeds = 1\n[defaults]\nbudget = 100\neval_every = 100\neval_episodes = 1\n'
+BAD_SUITES = [
+    (SUITE.replace("seeds = 1", 'seeds = "three"'), "'seeds' must be an integer, got str 'three'"),
+    (SUITE.replace("seeds = 1", "seeds = true"), "'seeds' must be an integer, got bool"),
+    ("bogus_key = 3\n" + SUITE, "unknown key 'bogus_key'; valid: agents,"),
+    (SUITE.replace('envs = ["CartPole-v1"]', 'envs = "CartPole-v1"'), "'envs' must be a list of strings"),
+    (SUITE.replace("budget = 100", "budget = 1e5"), "'defaults.budget' must be an integer, got float"),
+    (SUITE.replace("budget = 100", "budgit = 100"), "unknown key 'defaults.budgit'; valid: budget,"),
+    (SUITE + '[env."CartPole-v1"]\nid = 3\n', "'env.CartPole-v1.id' must be a string"),
+    (SUITE + '[env."CartPole-v1"]\nbudgett = 3\n', "unknown key 'env.CartPole-v1.budgett'"),
+    (SUITE + "[hyperparams]\ndqn = 3\n", "'hyperparams.dqn' must be a table"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_SUITES, ids=[m[:30] for _, m in BAD_SUITES])
+def test_bad_suite_file_one_line_naming_file_key_and_type(run_cli, tmp_path, text, message):
+    suite = tmp_path / "mine.toml"
+    suite.write_text(text)
+    r = run_cli("run", "--suite", suite, "--out", tmp_path / "out")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and str(suite) in lines[0], r.stderr
+    assert message in lines[0]
     assert not (tmp_path / "out").exists()
 
 

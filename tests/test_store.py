@@ -53,3 +53,16 @@ def test_interrupted_write_leaves_old_record(tmp_path, record, monkeypatch):
         store.write(dict(record, wall_time_s=123.0))
     assert path.read_text() == before
     assert len(list(store.runs.iterdir())) == 1
+
+
+def test_run_moves_a_corrupt_record_aside_before_redoing_it(run_cli, tmp_path):
+    tiny = ["--suite", "smoke", "--agents", "random", "--envs", "CartPole-v1", "--seeds", "1", "--out", tmp_path,
+            "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1"]
+    assert run_cli("run", *tiny).returncode == 0
+    (path,) = (tmp_path / "smoke" / "runs").glob("*.json")
+    path.write_text('{"half a rec')  # e.g. a disk that filled up under another tool
+    r = run_cli("run", *tiny)
+    assert r.returncode == 0, r.stderr
+    assert "moved corrupt record aside" in r.stderr and "1 to run" in r.stderr
+    assert (path.parent / (path.name + ".corrupt")).read_text() == '{"half a rec'  # nothing lost
+    assert json.loads(path.read_text())["status"] == "ok"  # and the run was redone
