@@ -43,17 +43,19 @@ def main() -> None:
     print(f"env: {steps / elapsed:,.0f} agent steps/s = {4 * steps / elapsed:,.0f} frames/s "
           f"({args.game}, random policy, frame skip 4, 84x84 grayscale, stack 4)")
 
-    agent = make(env.observation_space, env.action_space,
-                 DQNConfig(buffer_size=len(stream), learning_starts=10**9), 0)
-    for o, a, r, n, te, tr in stream:
-        agent.observe(Transitions(o[None], np.array([a]), np.array([r], np.float32), n[None],
-                                  np.array([te]), np.array([tr])))
-    updates, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.seconds:
-        agent._train_round(8)
-        updates += 8
-    elapsed = time.perf_counter() - start
-    print(f"learner: {updates / elapsed:,.1f} gradient updates/s (Nature CNN, batch 32, 1 thread)")
+    for k in (1, 3):  # a seed batch of 3 runs one grouped convolution per layer for all three
+        agent = make(env.observation_space, env.action_space,
+                     DQNConfig(buffer_size=len(stream), learning_starts=10**9), tuple(range(k)))
+        for o, a, r, n, te, tr in stream:
+            agent.observe(Transitions(np.stack([o] * k), np.full(k, a), np.full(k, r, np.float32), np.stack([n] * k),
+                                      np.full(k, te), np.full(k, tr)))
+        updates, start = 0, time.perf_counter()
+        while time.perf_counter() - start < args.seconds:
+            agent._train_round(8)
+            updates += 8
+        elapsed = time.perf_counter() - start
+        print(f"learner, seed batch of {k}: {k * updates / elapsed:,.1f} gradient updates/s summed over seeds "
+              "(Nature CNN, batch 32, 1 thread)")
 
     per_row = FrameReplay.bytes_per_row((4, 84, 84), np.uint8)
     rows = len(stream) + episodes  # one extra row (the final frame) per episode

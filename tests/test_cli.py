@@ -172,3 +172,16 @@ def test_env_package_registers_more_envs(run_cli, tmp_path):
     assert max(rec["train"]["episode_returns"]) <= 20  # the package's own time limit
     r = run_cli("run", "--suite", "smoke", "--envs", "ShortPole-v0", "--out", tmp_path / "out2", *TINY)
     assert r.returncode == 2 and "unknown env 'ShortPole-v0'" in r.stderr
+
+
+def test_missing_ray_extra_one_line_with_the_install_command(run_cli, tmp_path):
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")  # as if not installed
+    env = {"PYTHONPATH": f"{tmp_path / 'noray'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = run_cli("run", "--suite", "smoke", "--executor", "ray", "--out", tmp_path / "out", *TINY, env=env)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "pip install -e .[ray]" in r.stderr
+    assert not (tmp_path / "out").exists()
+    r = run_cli("run", "--suite", "smoke", "--ray-address", "auto", "--out", tmp_path / "out", *TINY)
+    assert r.returncode == 2 and "--ray-address needs --executor ray" in r.stderr

@@ -1,7 +1,7 @@
 """Agents learn, on real envs with the suites' own hyperparameters and budgets.
 
-All runs go through the harness at once (two workers) in one module fixture; each test then
-reads its records. The thresholds are well below what the runs reach, far above random.
+All runs go through the harness at once (two workers, seed batches as `run` forms them) in one
+module fixture; each test then reads its records. The thresholds are well below what the runs reach, far above random.
 """
 import numpy as np
 import pytest
@@ -26,7 +26,9 @@ def plan():
 def runs():
     specs = plan()
     out = {}
-    for rec in run_local(sorted(specs, key=lambda s: -s.budget), workers=2):
+    batches = cfg.seed_batches(sorted(specs, key=lambda s: -s.budget), workers=2)  # as `run` groups them
+    assert max(map(len, batches)) == 3  # dqn's three CartPole seeds learn together
+    for rec in run_local(batches, workers=2):
         assert rec["status"] == "ok", rec["error"]
         s = rec["spec"]
         out[(s["agent"], s["env"], s["seed"])] = rec
