@@ -92,6 +92,8 @@ BAD = [
     (["--agents", "tabular_q"], "agent 'tabular_q' cannot run on 'CartPole-v1'"),
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--workers", "x"], "invalid int value"),
+    (["--seed-batch", "0"], "--seed-batch must be >= 1"),
+    (["--executor", "spark"], "invalid choice: 'spark'"),
 ]
 
 
