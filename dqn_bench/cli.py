@@ -9,7 +9,7 @@ from typing import Sequence
 import envs
 from dqn_bench import config as cfg
 from dqn_bench import checkpoints, registry
-from dqn_bench.executors import RAY_INSTALL, default_workers, run_local, run_ray
+from dqn_bench.executors import default_workers, require_ray, run_local, run_ray
 from dqn_bench.protocol import ConfigError, available_memory
 from dqn_bench.store import Store
 
@@ -77,10 +77,7 @@ def cmd_run(args) -> int:
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     if args.executor == "ray":
-        try:
-            import ray  # noqa: F401 - fail before any work if the extra is missing
-        except ImportError:
-            raise ConfigError(f"--executor ray needs Ray, an optional extra: {RAY_INSTALL}") from None
+        require_ray()  # fail before any work if the extra is missing
     memory = validate(specs)
     store = Store(Path(args.out) / suite["name"])
     if store.runs.is_dir():

@@ -25,10 +25,7 @@ def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: 
     batches = [[b] if isinstance(b, RunSpec) else list(b) for b in batches]
 
     def args(batch):
-        path = None
-        if checkpoint_dir and checkpoint_every:
-            path = checkpoints.path_for(checkpoint_dir, [s.key for s in batch])
-        return batch, path, checkpoint_every
+        return batch, _checkpoint(batch, checkpoint_dir, checkpoint_every), checkpoint_every
 
     if workers <= 1 or len(batches) <= 1:
         for batch in batches:
@@ -40,6 +37,19 @@ def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: 
         futures = [pool.submit(run_batch, *args(batch)) for batch in batches]
         for future in as_completed(futures):
             yield from future.result()
+
+
+def _checkpoint(batch: Sequence[RunSpec], folder: Path | None, every: int) -> Path | None:
+    return checkpoints.path_for(folder, [s.key for s in batch]) if folder and every else None
+
+
+def require_ray():
+    """The ray module, or a one-line ConfigError naming the install command."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, an optional extra: {RAY_INSTALL}") from None
+    return ray
 
 
 def _init_worker(env_packages: tuple[str, ...]) -> None:
@@ -65,11 +75,9 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
     the driver joins that cluster and the cluster's CPUs set the concurrency. A batch whose task dies for good (retries exhausted) comes back as failed
     records naming the reason. Ctrl-C cancels every pending task before the interrupt goes on.
     """
-    try:
-        import ray
-        from ray.exceptions import RayError
-    except ImportError:
-        raise ConfigError(f"--executor ray needs Ray, an optional extra: {RAY_INSTALL}") from None
+    ray = require_ray()
+    from ray.exceptions import RayError
+
     batches = [list(b) for b in batches]
     owned = not ray.is_initialized()
     if owned:
@@ -82,7 +90,7 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
     pending = {}
     try:
         for batch in batches:
-            path = checkpoints.path_for(checkpoint_dir, [s.key for s in batch]) if checkpoint_dir and checkpoint_every else None
+            path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
             pending[task.remote(batch, path, checkpoint_every, tuple(env_packages))] = batch
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
