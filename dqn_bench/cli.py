@@ -74,6 +74,8 @@ def cmd_run(args) -> int:
         raise ConfigError(f"--seed-batch must be >= 1, got {args.seed_batch}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if args.checkpoint_dir and Path(args.checkpoint_dir).exists() and not Path(args.checkpoint_dir).is_dir():
+        raise ConfigError(f"--checkpoint-dir {args.checkpoint_dir} is not a folder; give a folder (created if missing)")
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     if args.executor == "ray":

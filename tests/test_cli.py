@@ -94,6 +94,7 @@ BAD = [
     (["--workers", "x"], "invalid int value"),
     (["--seed-batch", "0"], "--seed-batch must be >= 1"),
     (["--executor", "spark"], "invalid choice: 'spark'"),
+    (["--checkpoint-dir", "pyproject.toml"], "--checkpoint-dir pyproject.toml is not a folder"),
 ]
 
 
