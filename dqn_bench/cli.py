@@ -37,7 +37,8 @@ def validate(specs: list[cfg.RunSpec]) -> dict[tuple[str, str], int]:
             env_cache[spec.env] = envs.make(spec.env_id, 0, **spec.env_kwargs)
         env = env_cache[spec.env]
         try:
-            agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, [0])
+            agent = registry.make_agent(spec.agent_spec, env.observation_space, env.action_space, spec.config, [0],
+                                       spec.budget)
         except ConfigError as e:
             raise ConfigError(f"agent '{spec.agent}' cannot run on '{spec.env}': {e}") from None
         memory[(spec.agent, spec.env)] = getattr(agent, "memory_bytes", 0)
@@ -188,7 +189,7 @@ def build_parser() -> Parser:
                      help="train up to K seeds of one configuration together in one process (1 = one seed "
                           "per process; default: as large as keeps every worker busy)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override an agent config key or budget/eval_every/eval_episodes")
+                     help="override an agent config key or budget/eval_every/eval_episodes/final_eval_episodes")
     run.add_argument("--out", default="results", help="results root; records go to OUT/SUITE/runs")
     run.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
     run.add_argument("--checkpoint-every", type=int, metavar="STEPS",

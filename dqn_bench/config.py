@@ -15,7 +15,8 @@ from envs import family, resolve_kwargs
 from dqn_bench.protocol import ConfigError, coerce
 
 SUITES_DIR = Path(__file__).parent / "suites"
-RUN_KEYS = {"budget": int, "eval_every": int, "eval_episodes": int}  # settable per run, not per agent
+RUN_KEYS = {"budget": int, "eval_every": int, "eval_episodes": int, "final_eval_episodes": int}  # per run, not per agent
+OPTIONAL_RUN_KEYS = {"final_eval_episodes"}  # unset: the final evaluation plays eval_episodes
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,13 @@ class RunSpec:
     eval_every: int
     eval_episodes: int
     eval_seed: int  # evaluation episode i resets with eval_seed + i
+    final_eval_episodes: int | None = None  # the last evaluation's episodes; None: eval_episodes
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        data = dataclasses.asdict(self)
+        if data["final_eval_episodes"] is None:  # unset optional fields stay out, so older keys hold
+            del data["final_eval_episodes"]
+        return json.loads(json.dumps(data))
 
     @property
     def key(self) -> str:
@@ -200,16 +205,16 @@ def plan(
         env_id = table.get("id", label)
         defaults = suite.get("defaults", {})
         run = {k: table.get(k, defaults.get(k)) for k in RUN_KEYS} | run_sets
-        missing = [k for k, v in run.items() if v is None]
+        missing = [k for k, v in run.items() if v is None and k not in OPTIONAL_RUN_KEYS]
         if missing:
             raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; add it or --set it")
         env_kwargs = resolve_kwargs(env_id, dict(table.get("kwargs", {})))
         for k, v in run.items():
-            if v < 1:
+            if v is not None and v < 1:
                 raise ConfigError(f"{k} must be >= 1, got {v}")
         for agent, (spec, preset) in resolved.items():
             fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-            overrides = _layered(suite.get("hyperparams", {}).get(spec.name, {}), label, env_id)
+            overrides = _layered(suite.get("hyperparams", {}).get(spec.hyperparams or spec.name, {}), label, env_id)
             overrides |= dict(preset)
             overrides |= {k: v for k, v in agent_sets.items() if k in fields}
             config = dataclasses.asdict(spec.make_config(overrides))
@@ -227,6 +232,7 @@ def plan(
                         eval_every=run["eval_every"],
                         eval_episodes=run["eval_episodes"],
                         eval_seed=1_000_000 + 1000 * seed,
+                        final_eval_episodes=run["final_eval_episodes"],
                     )
                 )
     return runs

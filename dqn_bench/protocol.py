@@ -51,7 +51,7 @@ class Agent(Protocol):
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
-Factory = Callable[..., Agent]  # make(observation_space, action_space, config, seed) -> Agent
+Factory = Callable[..., Agent]  # make(observation_space, action_space, config, seed[s][, budget=]) -> Agent
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,10 @@ class AgentSpec:
     `presets` maps a user-facing agent name to config overrides; the spec's own name is always
     usable and means the config defaults. `seed_batched=True` declares that the factory takes a
     tuple of seeds and the agent trains them together (see Agent); otherwise the harness runs one
-    seed per agent and the factory gets one int seed.
+    seed per agent and the factory gets one int seed. `takes_budget=True`: the factory also gets
+    `budget=` (the run's env steps), for agents whose schedules are fractions of it.
+    `hyperparams` names the suite table the agent reads (default: its own name), so a peer that
+    takes the same keys (sb3_dqn) runs with exactly the suite's `dqn` values.
     """
 
     name: str
@@ -70,6 +73,8 @@ class AgentSpec:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
     seed_batched: bool = False
+    takes_budget: bool = False
+    hyperparams: str = ""
 
     def make_config(self, overrides: Mapping[str, Any]) -> Any:
         """Build the frozen config, coercing strings from the CLI; unknown keys are a ConfigError."""

@@ -40,14 +40,16 @@ def resolve(agent: str) -> tuple[AgentSpec, Mapping[str, Any]]:
     return specs()[spec_name], preset
 
 
-def make_agent(spec_name: str, observation_space, action_space, config: Mapping[str, Any], seeds: Sequence[int]):
+def make_agent(spec_name: str, observation_space, action_space, config: Mapping[str, Any], seeds: Sequence[int],
+               budget: int):
     """One agent for the given seeds: a seed batch if the spec supports it, else exactly one seed."""
     spec = specs()[spec_name]
+    extra = {"budget": budget} if spec.takes_budget else {}
     if spec.seed_batched:
-        return spec.factory(observation_space, action_space, spec.make_config(config), tuple(seeds))
+        return spec.factory(observation_space, action_space, spec.make_config(config), tuple(seeds), **extra)
     if len(seeds) != 1:
         raise ValueError(f"agent '{spec_name}' is not seed-batched; it runs one seed at a time")
-    return spec.factory(observation_space, action_space, spec.make_config(config), seeds[0])
+    return spec.factory(observation_space, action_space, spec.make_config(config), seeds[0], **extra)
 
 
 def seed_batched(spec_name: str) -> bool:

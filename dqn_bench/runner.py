@@ -124,7 +124,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     eval_envs = [envs.make(s.env_id, s.eval_seed, evaluation=True, **s.env_kwargs) for s in specs]
     eval_seeds = [s.eval_seed for s in specs]
     space = train_envs[0].observation_space
-    agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds)
+    agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds, s0.budget)
     obs = np.zeros((k_all, *space.shape), space.dtype)
     if checkpoint is not None and checkpoint.exists():
         state = checkpoints.load(checkpoint, agent)
@@ -170,7 +170,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
                 p["ep_return"], p["actions"] = 0.0, []
                 obs[k] = train_envs[k].reset(seed=episode_seed(seeds[k], p["episodes"]))[0]
         if step % s0.eval_every == 0 or step == s0.budget:
-            for k, returns in enumerate(evaluate(agent, eval_envs, s0.eval_episodes, eval_seeds, alive)):
+            episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
+            for k, returns in enumerate(evaluate(agent, eval_envs, episodes, eval_seeds, alive)):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
                     prog[k]["eval_returns"].append(returns)
@@ -191,6 +192,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             "eval": {"steps": p["eval_steps"], "returns": p["eval_returns"]},
             "train": {"episode_returns": p["episode_returns"], "episode_end_steps": p["episode_ends"]},
             "final_score": float(np.mean(p["eval_returns"][-1])),
+            # an agent wrapping another library names its version (e.g. sb3_dqn: stable-baselines3)
+            "versions": {**versions(), **getattr(agent, "versions", {})},
         })
     return results, agent
 
