@@ -18,6 +18,8 @@ from dqn_bench import stats  # noqa: E402
 from dqn_bench.store import Store  # noqa: E402
 
 BASE_AGENT = "dqn"
+PEER_AGENT = "sb3_dqn"  # the peer run by this harness: our agents' P(improvement) over it is reported
+SOLVED_EPISODES = 100  # gymnasium's "solved": a 100-episode mean at or above the reward threshold
 
 
 def _ci(point, lo, hi, digits=2) -> str:
@@ -64,9 +66,12 @@ def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
         scores = g.sort_values("seed")["final_score"].to_numpy(float)[:, None]
         point, ci = stats.intervals({agent: scores}, lambda x: np.array([x.mean()]), reps)
         ref = refs[env]
+        solvable = ref.reference_name == "threshold" and (g["final_episodes"] >= SOLVED_EPISODES).all()
         rows.append({
             "env": env, "agent": agent, "seeds": len(scores), "mean": point[agent][0],
             "ci_low": ci[agent][0, 0], "ci_high": ci[agent][1, 0], "normalized": ref.normalize(point[agent][0]),
+            "solved": int((g["final_score"] >= ref.reference).sum()) if solvable else None,
+            "final_episodes": int(g["final_episodes"].min()), "core_s": float(g["core_s"].median()),
             "random": ref.random, ref.reference_name: ref.reference,
             "published": "; ".join(f"{k}: {v:g}" for k, v in _published(ref, frames[env]).items()),
         })
@@ -83,10 +88,17 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False) -> dict[str,
     points, cis = stats.aggregate_intervals(scores, reps)
     per_env = _per_env(df, refs, reps)
 
-    agg = pd.DataFrame([{"agent": a, **{m: points[a][i] for i, m in enumerate(stats.METRICS)},
+    core_s = df.groupby("agent")["core_s"].median()
+    agg = pd.DataFrame([{"agent": a, "median core-s/run": core_s[a], **{m: points[a][i] for i, m in enumerate(stats.METRICS)},
                          **{f"{m} ci_low": cis[a][0, i] for i, m in enumerate(stats.METRICS)},
                          **{f"{m} ci_high": cis[a][1, i] for i, m in enumerate(stats.METRICS)}} for a in agents])
-    poi_points, poi_cis = stats.improvement_over(scores, BASE_AGENT, reps) if BASE_AGENT in scores else ({}, {})
+    poi_points, poi_cis = {}, {}
+    # over dqn: every other agent of ours; over the peer: every agent of ours (dqn included)
+    for base, agents_of in ((BASE_AGENT, [a for a in scores if a != PEER_AGENT]), (PEER_AGENT, list(scores))):
+        if base in scores:
+            p, c = stats.improvement_over({a: scores[a] for a in agents_of}, base, reps)
+            poi_points |= p
+            poi_cis |= c
     poi = pd.DataFrame([{"pair": p, "P(X > Y)": np.ravel(poi_points[p])[0], "ci_low": np.ravel(poi_cis[p])[0],
                          "ci_high": np.ravel(poi_cis[p])[1]} for p in poi_points])
 
@@ -150,15 +162,20 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
         "",
         "## Aggregate (normalized final scores)",
         "",
-        "| agent | " + " | ".join(stats.METRICS) + " |",
-        "|---|" + "---|" * len(stats.METRICS),
+        "| agent | " + " | ".join(stats.METRICS) + " | median core-s/run |",
+        "|---|" + "---|" * (len(stats.METRICS) + 1),
     ]
     for _, r in agg.iterrows():
         lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'])
-                                                         for m in stats.METRICS) + " |")
-    if not poi.empty:
-        lines += ["", f"Probability of improvement over `{BASE_AGENT}`:", "", "| X, Y | P(X > Y) |", "|---|---|"]
-        lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in poi.iterrows()]
+                                                         for m in stats.METRICS) + f" | {r['median core-s/run']:.0f} |")
+    lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (a seed batch's time "
+              "shared by its seeds), on the machine(s) above."]
+    for base, what in ((BASE_AGENT, ""), (PEER_AGENT, ", the peer (Stable-Baselines3's DQN run by this harness, "
+                                                      "same seeds, budgets, hyperparameters and evaluation)")):
+        rows = poi[poi["pair"].str.endswith(f",{base}")] if not poi.empty else poi
+        if not rows.empty:
+            lines += ["", f"Probability of improvement over `{base}`{what}:", "", "| X, Y | P(X > Y) |", "|---|---|"]
+            lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in rows.iterrows()]
     if predicted:
         lines += ["", "Atari-5 prediction of the Atari-57 median human-normalized score (Aitchison et al. 2022, "
                   "weights in `baselines/atari5.csv`):", "", "| agent | predicted median HNS (%) |", "|---|---|"]
@@ -168,11 +185,19 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
         ref = refs[env]
         lines += [f"### {env}", "",
                   f"random {ref.random:g}, {ref.reference_name} {ref.reference:g}"
-                  + (f"; published: {g['published'].iloc[0]}" if g["published"].iloc[0] else ""), "",
-                  "| agent | seeds | final score | normalized |", "|---|---|---|---|"]
-        lines += [f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | {r['normalized']:.2f} |"
-                  for _, r in g.iterrows()]
+                  + (f"; published: {g['published'].iloc[0]}" if g["published"].iloc[0] else ""), ""]
+        threshold = ref.reference_name == "threshold"  # gymnasium's "solved" needs one
+        lines += ["| agent | seeds | final score | normalized |" + (" solved |" if threshold else "")
+                  + " final eval episodes | core-s/run |", "|---|---|---|---|---|---|" + ("---|" if threshold else "")]
+        for _, r in g.iterrows():
+            solved = ("–" if pd.isna(r["solved"]) else f"{int(r['solved'])}/{r['seeds']}") if threshold else None
+            lines.append(f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | "
+                         f"{r['normalized']:.2f} |" + (f" {solved} |" if threshold else "")
+                         + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines.append("")
+    if any(ref.reference_name == "threshold" for ref in refs.values()):
+        lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
+                  "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]
     lines += ["## Plots", "", "![aggregate](aggregate.png)", "", "![profiles](profiles.png)", ""]
     if not poi.empty:
         lines += ["![improvement](improvement.png)", ""]

@@ -25,7 +25,8 @@ warnings.filterwarnings("ignore", message="random_state is deprecated", category
 
 
 def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per ok run: agent, env, env_id, env_kwargs, seed, final_score, eval steps/means."""
+    """One row per ok run: agent, env, env_id, env_kwargs, seed, final score and its episodes,
+    core-seconds, eval steps/means."""
     rows = []
     for r in records:
         if r["status"] != "ok":
@@ -34,18 +35,22 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
         rows.append({
             "agent": s["agent"], "env": s["env"], "env_id": s["env_id"], "env_kwargs": s["env_kwargs"],
             "seed": s["seed"], "budget": s["budget"], "final_score": r["final_score"],
+            "final_episodes": len(r["eval"]["returns"][-1]),
+            # a seed batch of K runs that took T seconds in one process costs T / K per run
+            "core_s": r["wall_time_s"] / r.get("seed_batch", 1),
             "eval_steps": tuple(r["eval"]["steps"]),
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })
     df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "budget", "final_score",
-                                     "eval_steps", "eval_means"])
+                                     "final_episodes", "core_s", "eval_steps", "eval_means"])
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 
 def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
-    """Every agent needs the same seeds on every env; otherwise name what is missing.
+    """Each agent needs the same seeds on every env; otherwise name what is missing. Agents may
+    differ in their number of seeds: rliable bootstraps each agent's runs on their own.
 
-    With allow_ragged, keep only the seeds that every (agent, env) cell has.
+    With allow_ragged, keep per agent only the seeds that all its envs have.
     """
     if df.empty:
         raise ConfigError("no finished runs to report")
@@ -54,20 +59,21 @@ def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
         cells = sorted({f"{r.agent}/{r.env}/seed {r.seed}" for r in dup.itertuples()})
         raise ConfigError(f"several records for {', '.join(cells[:5])}{' ...' if len(cells) > 5 else ''} "
                           "(runs of an older config?); keep one record per agent x env x seed in runs/")
-    seeds = sorted(df["seed"].unique())
+    envs = sorted(df["env"].unique())
     cells = df.groupby(["agent", "env"])["seed"].apply(set)
-    missing = [f"{a}/{e}/seed {s}" for a in sorted(df["agent"].unique()) for e in sorted(df["env"].unique())
-               for s in seeds if s not in cells.get((a, e), set())]
+    missing, common = [], {}
+    for agent in sorted(df["agent"].unique()):
+        have = [cells.get((agent, e), set()) for e in envs]
+        common[agent] = set.intersection(*have)
+        missing += [f"{agent}/{e}/seed {s}" for e, seeds in zip(envs, have) for s in sorted(set.union(*have) - seeds)]
     if missing and not allow_ragged:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise ConfigError(f"ragged grid: missing runs {shown}; run them, or pass --allow-ragged "
-                          "to report only the seeds every agent x env has")
-    if missing:
-        common = set.intersection(*[cells.get((a, e), set()) for a in df["agent"].unique() for e in df["env"].unique()])
-        if not common:
-            raise ConfigError("no seed is finished for every agent x env; nothing to report")
-        df = df[df["seed"].isin(common)]
-    return df
+                          "to report only the seeds each agent has on every env")
+    empty = [a for a, seeds in common.items() if not seeds]
+    if empty:
+        raise ConfigError(f"no seed of {', '.join(empty)} is finished on every env; nothing to report for it")
+    return df[[seed in common[agent] for agent, seed in zip(df["agent"], df["seed"])]]
 
 
 def reference_for(df: pd.DataFrame) -> dict[str, baselines.Reference]:

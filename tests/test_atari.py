@@ -39,7 +39,7 @@ def test_nature_cnn_shapes_and_dueling_identity():
 def test_every_preset_runs_on_atari_as_a_seed_batch(agent, seeds):
     """Seed batches of two: grouped convolutions, frame replays whose cursors drift apart."""
     specs = cfg.plan(cfg.load_suite("atari-smoke"), [agent], None, seeds,
-                     {"budget": "300", "eval_every": "300", "eval_episodes": "1", "learning_starts": "100",
+                     {"budget": "300", "eval_every": "300", "eval_episodes": "1", "final_eval_episodes": "1", "learning_starts": "100",
                       "buffer_size": "1000", "train_freq": "8"})
     for rec in run_batch(specs):
         assert rec["status"] == "ok", rec["error"]

@@ -5,7 +5,7 @@ import torch
 from dqn_bench import checkpoints, config as cfg
 from dqn_bench.runner import TIMING_KEYS, run_one
 
-SETS = {"budget": "3000", "eval_every": "1000", "eval_episodes": "2", "learning_starts": "300",
+SETS = {"budget": "3000", "eval_every": "1000", "eval_episodes": "2", "final_eval_episodes": "2", "learning_starts": "300",
         "train_freq": "16", "gradient_steps": "4", "buffer_size": "2000"}
 
 
@@ -13,9 +13,9 @@ def strip(record):
     return {k: v for k, v in record.items() if k not in TIMING_KEYS}
 
 
-@pytest.mark.parametrize("agent", ["dqn", "combined_dqn", "discretized_q"])
+@pytest.mark.parametrize("agent", ["dqn", "combined_dqn", "discretized_q", "sb3_dqn"])
 def test_killed_and_resumed_run_equals_uninterrupted(agent, tmp_path, monkeypatch):
-    sets = SETS if agent != "discretized_q" else {k: SETS[k] for k in ("budget", "eval_every", "eval_episodes")}
+    sets = SETS if agent != "discretized_q" else {k: SETS[k] for k in ("budget", "eval_every", "eval_episodes", "final_eval_episodes")}
     (spec,) = cfg.plan(cfg.load_suite("classic"), [agent], ["CartPole-v1"], 1, sets)
     uninterrupted = run_one(spec)
     assert uninterrupted["status"] == "ok", uninterrupted["error"]

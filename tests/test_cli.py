@@ -8,7 +8,7 @@ import pytest
 
 from dqn_bench.store import Store
 
-TINY = ["--set", "budget=300", "--set", "eval_every=150", "--set", "eval_episodes=2"]
+TINY = ["--set", "budget=300", "--set", "eval_every=150", "--set", "eval_episodes=2", "--set", "final_eval_episodes=2"]
 
 
 def records(root):

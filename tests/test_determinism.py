@@ -2,7 +2,7 @@
 from dqn_bench import config as cfg
 from dqn_bench.runner import TIMING_KEYS, run_one
 
-SETS = {"budget": "3000", "eval_every": "1000", "eval_episodes": "3", "learning_starts": "500",
+SETS = {"budget": "3000", "eval_every": "1000", "eval_episodes": "3", "final_eval_episodes": "3", "learning_starts": "500",
         "train_freq": "64", "gradient_steps": "32"}
 
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e .[ray])")
 
 TINY = ["--suite", "smoke", "--seeds", "2", "--set", "budget=400", "--set", "eval_every=200",
-        "--set", "eval_episodes=2", "--set", "learning_starts=100"]
+        "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "learning_starts=100"]
 
 
 def records(root):
@@ -77,7 +77,7 @@ def test_a_worker_killed_mid_run_is_retried_nothing_lost_no_duplicate(run_cli, t
     env, marker = crashing_agent(tmp_path, attempts_to_crash=1)
     r = run_cli("run", "--suite", "smoke", "--agents", "crashy", "--envs", "CartPole-v1", "--seeds", "1",
                 "--executor", "ray", "--workers", "1", "--out", tmp_path / "out",
-                "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1", env=env)
+                "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1", "--set", "final_eval_episodes=1", env=env)
     assert r.returncode == 0, r.stderr
     (rec,) = records(tmp_path / "out").values()
     assert rec["status"] == "ok"
@@ -88,7 +88,7 @@ def test_a_task_that_dies_for_good_is_recorded_failed_with_the_reason(run_cli, t
     env, _ = crashing_agent(tmp_path, attempts_to_crash=100)
     r = run_cli("run", "--suite", "smoke", "--agents", "crashy", "--envs", "CartPole-v1", "--seeds", "1",
                 "--executor", "ray", "--workers", "1", "--out", tmp_path / "out",
-                "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1", env=env)
+                "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1", "--set", "final_eval_episodes=1", env=env)
     assert r.returncode == 1  # some run failed; the suite finished
     (rec,) = records(tmp_path / "out").values()
     assert rec["status"] == "failed" and "after 3 retries" in rec["error"]

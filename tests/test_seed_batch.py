@@ -17,7 +17,7 @@ from dqn_bench import config as cfg
 from dqn_bench.runner import TIMING_KEYS, run_batch, run_one, train
 
 CLASSIC = cfg.load_suite("classic")
-SETS = {"budget": "1500", "eval_every": "500", "eval_episodes": "2", "learning_starts": "300",
+SETS = {"budget": "1500", "eval_every": "500", "eval_episodes": "2", "final_eval_episodes": "2", "learning_starts": "300",
         "train_freq": "16", "gradient_steps": "4", "buffer_size": "2000", "batch_size": "32"}
 
 
@@ -63,13 +63,16 @@ def test_resumed_cell_batches_only_the_missing_seeds_and_checkpointed_batches_re
 
 
 def test_key_does_not_depend_on_the_batch():
-    tiny = {"budget": "50", "eval_every": "50", "eval_episodes": "1"}
+    tiny = {"budget": "50", "eval_every": "50", "eval_episodes": "1", "final_eval_episodes": "1"}
     (alone,) = plan(seeds=1, sets=tiny)
     batched = run_batch(plan(seeds=2, sets=tiny))
     assert batched[0]["key"] == alone.key and batched[0]["seed_batch"] == 2
-    # and keys are those of the records committed before seed batches existed
-    committed = {p.name.split("__")[-1][:-5] for p in Path("results/classic/runs").glob("CartPole-v1__dqn__s*.json")}
-    assert {s.key for s in cfg.plan(CLASSIC, ["dqn"], ["CartPole-v1"], 5)} == committed
+    # and keys are those of the records the scalar engine wrote (results/classic, 2026-11): a key
+    # does not depend on the engine, and a newer optional field (final_eval_episodes) left unset keeps it
+    scalar_engine = ["d470ddc3bee6d7fd", "5486270f042ed111", "b1f9a7eebcb965bf", "eb3a0dcd223bd888", "78b86193542b2eae"]
+    before = {**CLASSIC, "defaults": {k: v for k, v in CLASSIC["defaults"].items() if k != "final_eval_episodes"}}
+    assert [s.key for s in cfg.plan(before, ["dqn"], ["CartPole-v1"], 5)] == scalar_engine
+    assert not set(scalar_engine) & {s.key for s in cfg.plan(CLASSIC, ["dqn"], ["CartPole-v1"], 5)}
 
 
 # -- independence -------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ def test_a_seed_is_the_same_alone_and_in_a_batch_until_learning_starts(agent):
     """Initial weights, step-0 evaluation and every transition before learning starts."""
     sets = {**SETS, "budget": "299", "eval_every": "299", "learning_starts": "300"}
     if agent in ("discretized_q", "random"):  # no learning_starts: they learn from step 1; compare all
-        sets = {k: sets[k] for k in ("budget", "eval_every", "eval_episodes")}
+        sets = {k: sets[k] for k in ("budget", "eval_every", "eval_episodes", "final_eval_episodes")}
     specs = plan(agent, 3, sets)
     (alone,), agent_alone = train([specs[1]])
     batch, agent_batch = train([specs[2], specs[1], specs[0]])  # seed 1 in the middle
@@ -190,7 +193,7 @@ def test_report_counts_a_batch_once_in_wall_time(tmp_path):
 
     store = Store(tmp_path / "classic")
     for agent in ("random", "dqn"):
-        records = run_batch(plan(agent, 2, {"budget": "60", "eval_every": "60", "eval_episodes": "1"}))
+        records = run_batch(plan(agent, 2, {"budget": "60", "eval_every": "60", "eval_episodes": "1", "final_eval_episodes": "1"}))
         assert all(r["seed_batch"] == 2 for r in records)
         for r in records:
             store.write(r | {"wall_time_s": 3600.0})  # each batch took one hour in one process
@@ -199,6 +202,6 @@ def test_report_counts_a_batch_once_in_wall_time(tmp_path):
 
 
 def test_run_one_is_a_batch_of_one():
-    (spec,) = plan("dqn", 1, {"budget": "50", "eval_every": "50", "eval_episodes": "1"})
+    (spec,) = plan("dqn", 1, {"budget": "50", "eval_every": "50", "eval_episodes": "1", "final_eval_episodes": "1"})
     rec = run_one(spec)
     assert rec["status"] == "ok" and rec["seed_batch"] == 1

@@ -65,13 +65,28 @@ def test_fast_metrics_equal_rliable():
 def test_ragged_grid_is_refused_with_what_is_missing(tmp_path):
     store = Store(tmp_path / "s")
     for agent in ("dqn", "random"):
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
+            store.write(fake_record(agent, "CartPole-v1", seed, 100.0 + seed))
             if (agent, seed) != ("random", 1):
-                store.write(fake_record(agent, "CartPole-v1", seed, 100.0 + seed))
+                store.write(fake_record(agent, "Acrobot-v1", seed, -400.0 + seed))
+    store.write(fake_record("dqn", "CartPole-v1", 3, 90.0))  # dqn's 4th seed lacks Acrobot
     df = stats.tidy(store.records())
-    with pytest.raises(ConfigError, match="missing runs random/CartPole-v1/seed 1"):
+    with pytest.raises(ConfigError, match="missing runs dqn/Acrobot-v1/seed 3, random/Acrobot-v1/seed 1;"):
         stats.check_grid(df)
-    assert sorted(stats.check_grid(df, allow_ragged=True)["seed"].unique()) == [0]
+    kept = stats.check_grid(df, allow_ragged=True).groupby("agent")["seed"].apply(lambda s: sorted(set(s)))
+    assert kept.to_dict() == {"dqn": [0, 1, 2], "random": [0, 2]}
+
+
+def test_agents_may_differ_in_their_number_of_seeds(tmp_path):
+    store = Store(tmp_path / "s")
+    for agent, seeds in (("dqn", 5), ("sb3_dqn", 10)):
+        for seed in range(seeds):
+            for env in ("CartPole-v1", "Acrobot-v1"):
+                store.write(fake_record(agent, env, seed, 300.0 + seed if env == "CartPole-v1" else -100.0 - seed))
+    df = stats.check_grid(stats.tidy(store.records()))
+    assert df.groupby("agent")["seed"].nunique().to_dict() == {"dqn": 5, "sb3_dqn": 10}
+    readme = report.build(tmp_path / "s", reps=100)["README.md"].decode()
+    assert "| dqn | 5 |" in readme and "| sb3_dqn | 10 |" in readme
 
 
 def test_report_is_reproducible_and_check_catches_stale(tmp_path):

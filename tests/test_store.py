@@ -11,7 +11,7 @@ from dqn_bench.store import CorruptRecord, Store, validate
 @pytest.fixture(scope="module")
 def record():
     spec = cfg.plan(cfg.load_suite("smoke"), ["random"], ["CartPole-v1"], 1,
-                    {"budget": "200", "eval_every": "100", "eval_episodes": "2"})[0]
+                    {"budget": "200", "eval_every": "100", "eval_episodes": "2", "final_eval_episodes": "2"})[0]
     return run_one(spec)
 
 
@@ -57,7 +57,7 @@ def test_interrupted_write_leaves_old_record(tmp_path, record, monkeypatch):
 
 def test_run_moves_a_corrupt_record_aside_before_redoing_it(run_cli, tmp_path):
     tiny = ["--suite", "smoke", "--agents", "random", "--envs", "CartPole-v1", "--seeds", "1", "--out", tmp_path,
-            "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1"]
+            "--set", "budget=100", "--set", "eval_every=100", "--set", "eval_episodes=1", "--set", "final_eval_episodes=1"]
     assert run_cli("run", *tiny).returncode == 0
     (path,) = (tmp_path / "smoke" / "runs").glob("*.json")
     path.write_text('{"half a rec')  # e.g. a disk that filled up under another tool
