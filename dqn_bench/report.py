@@ -168,8 +168,8 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
     for _, r in agg.iterrows():
         lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'])
                                                          for m in stats.METRICS) + f" | {r['median core-s/run']:.0f} |")
-    lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (a seed batch's time "
-              "shared by its seeds), on the machine(s) above."]
+    lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (CPU time where the "
+              "record has it, else wall time; a seed batch's time shared by its seeds), on the machine(s) above."]
     for base, what in ((BASE_AGENT, ""), (PEER_AGENT, ", the peer (Stable-Baselines3's DQN run by this harness, "
                                                       "same seeds, budgets, hyperparameters and evaluation)")):
         rows = poi[poi["pair"].str.endswith(f",{base}")] if not poi.empty else poi

@@ -20,7 +20,7 @@ from dqn_bench.config import RunSpec
 from dqn_bench.protocol import Transitions
 
 SCHEMA = 1
-TIMING_KEYS = ("wall_time_s", "steps_per_s")
+TIMING_KEYS = ("wall_time_s", "cpu_time_s", "steps_per_s")
 
 
 @cache
@@ -203,7 +203,7 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it)."""
     torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math ~2x
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         results, _ = train(specs, checkpoint, checkpoint_every)
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
@@ -214,20 +214,21 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
         torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
         checkpoints.remove(checkpoint)
-    return _records(specs, results, time.perf_counter() - start)
+    return _records(specs, results, time.perf_counter() - start, time.process_time() - cpu_start)
 
 
-def _records(specs: list[RunSpec], results: list[dict], wall: float) -> list[dict]:
-    # the batch's process time: K records of one batch share it (reports divide by seed_batch)
+def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float) -> list[dict]:
+    # the batch's process time: K records of one batch share it (reports divide by seed_batch).
+    # cpu_time_s is what the batch cost in core-seconds whatever else shared the machine.
     return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(), **result,
-             "wall_time_s": round(wall, 3), "steps_per_s": round(spec.budget / max(wall, 1e-9), 1),
-             "seed_batch": len(specs)}
+             "wall_time_s": round(wall, 3), "cpu_time_s": round(cpu, 3),
+             "steps_per_s": round(spec.budget / max(wall, 1e-9), 1), "seed_batch": len(specs)}
             for spec, result in zip(specs, results)]
 
 
 def failed_records(specs: list[RunSpec], error: str) -> list[dict]:
     """Records for a batch that died outside run_batch (e.g. its worker process, for good)."""
-    return _records(specs, [_failed(error)] * len(specs), 0.0)
+    return _records(specs, [_failed(error)] * len(specs), 0.0, 0.0)
 
 
 def _failed(error: str) -> dict:

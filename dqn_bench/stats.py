@@ -36,8 +36,9 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
             "agent": s["agent"], "env": s["env"], "env_id": s["env_id"], "env_kwargs": s["env_kwargs"],
             "seed": s["seed"], "budget": s["budget"], "final_score": r["final_score"],
             "final_episodes": len(r["eval"]["returns"][-1]),
-            # a seed batch of K runs that took T seconds in one process costs T / K per run
-            "core_s": r["wall_time_s"] / r.get("seed_batch", 1),
+            # a seed batch of K runs that took T core-seconds in one process costs T / K per run
+            # (CPU time where recorded: it holds whatever else shared the machine; else wall time)
+            "core_s": r.get("cpu_time_s", r["wall_time_s"]) / r.get("seed_batch", 1),
             "eval_steps": tuple(r["eval"]["steps"]),
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })

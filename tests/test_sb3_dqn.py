@@ -12,6 +12,7 @@ from dqn_bench.protocol import ConfigError, Transitions
 
 pytest.importorskip("stable_baselines3")
 from stable_baselines3 import DQN  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
 
 from agents.sb3_dqn import SB3DQNConfig, sb3_arguments  # noqa: E402
 
@@ -83,6 +84,7 @@ def test_the_harness_loop_trains_exactly_as_sb3_learn(sets):
 
     reference = DQN("MlpPolicy", EpisodeSeeds(gym.make("CartPole-v1")), seed=3, device="cpu",
                     **sb3_arguments(config, budget))
+    reference.set_logger(Logger(folder=None, output_formats=[]))  # no log folder in /tmp
     reference.learn(budget)
     assert agent.model._n_updates == reference._n_updates > 0
     for ours, theirs in zip(agent.model.policy.state_dict().values(), reference.policy.state_dict().values()):
