@@ -241,6 +241,15 @@ class DQN:
         return loss.detach(), td
 
     # -- checkpointing --------------------------------------------------------------------
+    def policy_state(self, k: int) -> dict:
+        """Seed k's greedy policy: its online network (what `play` loads into a batch of one)."""
+        return {name: p[k].detach().numpy().copy() for name, p in self.q.named_parameters()}
+
+    def load_policy_state(self, state) -> None:
+        with torch.no_grad():  # in place: the numpy greedy views stay live
+            for name, p in self.q.named_parameters():
+                p[0].copy_(torch.from_numpy(np.asarray(state[name])))
+
     def state_dict(self) -> dict:
         return {
             "q": self.q.state_dict(),

@@ -30,6 +30,12 @@ class RandomAgent:
     def observe(self, batch: Transitions) -> dict[str, float]:
         return {}
 
+    def policy_state(self, k: int) -> dict:
+        return {}  # uniform: nothing to keep
+
+    def load_policy_state(self, state) -> None:
+        pass
+
     def state_dict(self) -> dict:
         return {"rngs": [r.bit_generator.state for r in self.rngs]}
 

@@ -144,6 +144,12 @@ class SB3DQN:
         with torch.no_grad():
             return self.model.q_net(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
+    def policy_state(self, k: int) -> dict:
+        return {name: t.numpy().copy() for name, t in self.model.q_net.state_dict().items()}
+
+    def load_policy_state(self, state) -> None:
+        self.model.q_net.load_state_dict({name: torch.from_numpy(np.asarray(a)) for name, a in state.items()})
+
     def state_dict(self) -> dict:
         m, buffer = self.model, self.model.replay_buffer
         np_state = np.random.get_state()

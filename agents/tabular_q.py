@@ -86,6 +86,12 @@ class TabularQ:
         self.episodes += np.logical_or(batch.terminated, batch.truncated)
         return {"epsilon": self.current_epsilon(), "td_abs": np.abs(td)}
 
+    def policy_state(self, k: int) -> dict:
+        return {"q": self.q[k].copy()}  # seed k's table: its greedy policy
+
+    def load_policy_state(self, state) -> None:
+        self.q[0] = state["q"]
+
     def state_dict(self) -> dict:
         return {"q": self.q.copy(), "rngs": [r.bit_generator.state for r in self.rngs],
                 "counters": (self.steps, self.episodes.copy())}

@@ -42,23 +42,34 @@ def _decode(obj: Any) -> Any:
     return obj
 
 
-def save(path: Path, agent, progress: dict) -> None:
+def write(path: Path, obj: Any) -> None:
+    """Atomically save plain containers of numpy arrays / tensors / scalars (torch.save format)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save({"agent": _encode(agent.state_dict()), "progress": _encode(progress)}, tmp)
+        torch.save(_encode(obj), tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def read(path: Path) -> Any:
+    """What `write` saved, numpy arrays as numpy; loads without unpickling arbitrary objects."""
+    return _decode(torch.load(path, weights_only=True))
+
+
+def save(path: Path, agent, progress: dict) -> None:
+    write(path, {"agent": agent.state_dict(), "progress": progress})
+
+
 def load(path: Path, agent) -> dict:
     """Restore the agent in place; returns the loop's progress."""
-    state = torch.load(path, weights_only=True)
-    agent.load_state_dict(_decode(state["agent"]))
-    return _decode(state["progress"])
+    state = read(path)
+    agent.load_state_dict(state["agent"])
+    return state["progress"]
 
 
 def path_for(folder: Path, keys: list[str]) -> Path:

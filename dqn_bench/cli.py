@@ -6,12 +6,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 import envs
 from dqn_bench import config as cfg
 from dqn_bench import checkpoints, registry
 from dqn_bench.executors import default_workers, require_ray, run_local, run_ray
+from dqn_bench.progress import Progress
 from dqn_bench.protocol import ConfigError, available_memory
 from dqn_bench.store import Store
+from dqn_bench.train_log import require_tensorboard
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,21 +72,34 @@ def cmd_run(args) -> int:
     for pkg in args.env_package:
         envs.import_env_package(pkg)
     suite = cfg.load_suite(args.suite)
-    specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set))
+    specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set),
+                     first_seed=args.first_seed)
+    return execute(specs, Store(Path(args.out) / suite["name"]), suite, args)
+
+
+def check_execution_flags(args) -> None:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     if args.seed_batch is not None and args.seed_batch < 1:
         raise ConfigError(f"--seed-batch must be >= 1, got {args.seed_batch}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    if args.checkpoint_dir and Path(args.checkpoint_dir).exists() and not Path(args.checkpoint_dir).is_dir():
-        raise ConfigError(f"--checkpoint-dir {args.checkpoint_dir} is not a folder; give a folder (created if missing)")
+    for flag, folder in (("--checkpoint-dir", args.checkpoint_dir), ("--tensorboard", args.tensorboard)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise ConfigError(f"{flag} {folder} is not a folder; give a folder (created if missing)")
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     if args.executor == "ray":
         require_ray()  # fail before any work if the extra is missing
+    if args.tensorboard:
+        require_tensorboard()
+
+
+def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
+    """Validate, skip what the store has, seed-batch the rest, run them, store each record (and
+    its final network) as it lands. Shared by `run` and `sweep`."""
+    check_execution_flags(args)
     memory = validate(specs)
-    store = Store(Path(args.out) / suite["name"])
     if store.runs.is_dir():
         store.quarantine_corrupt()
     done = store.finished(retry_failed=args.retry_failed)
@@ -100,27 +117,86 @@ def cmd_run(args) -> int:
     print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
           f"{len(todo)} to run in {len(batches)} seed batch(es) of {'/'.join(map(str, sizes)) or 0} "
           f"on {workers} worker(s) -> {store.runs}", file=sys.stderr)
-    from tqdm import tqdm
-
+    progress = Progress(sum(s.budget for s in todo), len(todo))
+    every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
+    options = dict(tensorboard=Path(args.tensorboard) if args.tensorboard else None, policies=True,
+                   progress=progress.steps)
     failed = 0
-    with tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True, disable=not todo) as bar:
-        every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
+    try:
         if args.executor == "ray":
-            records = run_ray(batches, workers, args.env_package, checkpoint_dir, every, address=args.ray_address)
+            records = run_ray(batches, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
+                              **options)
         else:
-            records = run_local(batches, workers, args.env_package, checkpoint_dir, every)
+            records = run_local(batches, workers, args.env_package, checkpoint_dir, every, **options)
         for record in records:
             store.write(record)
             spec = record["spec"]
+            label = f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
             if record["status"] == "failed":
                 failed += 1
-                tqdm.write(f"FAILED {spec['agent']} {spec['env']} seed {spec['seed']}: {record['error']}", file=sys.stderr)
-            bar.set_postfix_str(f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
-                                f" score {record['final_score'] if record['final_score'] is None else round(record['final_score'], 1)}"
-                                + (f", {failed} failed" if failed else ""))
-            bar.update()
+                progress.note(f"FAILED {spec['agent']} {spec['env']} seed {spec['seed']}: {record['error']}")
+            score = record["final_score"]
+            progress.run_finished(f"{label} score {score if score is None else round(score, 1)}", record["status"] == "failed")
+    finally:
+        progress.close()
     print(f"done: {len(todo) - failed} ok, {failed} failed, records in {store.runs}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_sweep(args) -> int:
+    from dqn_bench import report, sweep
+
+    for pkg in args.env_package:
+        envs.import_env_package(pkg)
+    suite = cfg.load_suite(args.suite)
+    grid, sets = sweep.parse_grid(args.grid), cfg.parse_sets(args.set)
+    both = sorted(set(grid) & set(sets))
+    if both:
+        raise ConfigError(f"{', '.join(both)} given by both --grid and --set; a key is swept or fixed, not both")
+    if args.reps < 1:
+        raise ConfigError(f"--reps must be >= 1, got {args.reps}")
+    agents, env_labels = _names(args.agents), _names(args.envs)
+    try:
+        specs, points = sweep.plan(suite, agents, env_labels, args.seeds, sets, grid, args.first_seed)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("--set key", "--grid/--set key")) from None
+    name = args.name or sweep.folder_name(suite["name"], agents or [], env_labels or [], grid)
+    store = Store(Path(args.out) / "sweeps" / name)
+    code = execute(specs, store, {**suite, "name": f"sweep {name}"}, args)
+    report.write(store.root, sweep.build(store.root, grid, points, args.reps))
+    print(f"wrote the sweep report to {store.root / 'README.md'}", file=sys.stderr)
+    return code
+
+
+def cmd_play(args) -> int:
+    from dqn_bench import play
+
+    suite = cfg.load_suite(args.suite)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    (spec,) = cfg.plan(suite, [args.agent], [args.env], 1, cfg.parse_sets(args.set), first_seed=args.seed)
+    store = Store(Path(args.out) / suite["name"])
+    command = (f"python -m dqn_bench run --suite {args.suite} --agents {args.agent} --envs {args.env} "
+               f"--first-seed {args.seed} --seeds 1" + "".join(f" --set {kv}" for kv in args.set)
+               + (f" --out {args.out}" if args.out != "results" else ""))
+    if not store.path_for(spec).exists():
+        raise ConfigError(f"no stored run of {args.agent} on {args.env} seed {args.seed} in {store.runs}; "
+                          f"run `{command}` first")
+    model = store.model_path(spec)
+    if not model.exists():
+        raise ConfigError(f"run {spec.name} has no saved network in {model.parent} (failed, recorded before "
+                          f"networks were saved, or its agent exports none); move its record out of runs/ and "
+                          f"run `{command}`")
+    if args.video:
+        play.require_video()
+    returns = play.play(spec, model, args.episodes, Path(args.video) if args.video else None)
+    for i, ret in enumerate(returns):
+        print(f"episode {i} (reset seed {spec.eval_seed + i}): return {ret:g}")
+    print(f"mean return over {len(returns)} episode(s): {np.mean(returns):g}"
+          + (f"; videos in {args.video}" if args.video else ""))
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -175,6 +251,31 @@ def cmd_list(args) -> int:
     return 0
 
 
+def add_execution_args(p: argparse.ArgumentParser) -> None:
+    """How runs execute and what they leave besides records; the same for `run` and `sweep`."""
+    p.add_argument("--first-seed", type=int, default=0, metavar="S",
+                   help="seeds are S..S+N-1 (default 0; tuning sweeps use seeds the reported runs do not)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
+    p.add_argument("--seed-batch", type=int, metavar="K",
+                   help="train up to K seeds of one configuration together in one process (1 = one seed "
+                        "per process; default: as large as keeps every worker busy)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an agent config key or budget/eval_every/eval_episodes/final_eval_episodes")
+    p.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="checkpoint each batch every STEPS env steps and resume from it; "
+                        "default: the suite's checkpoint_every, else off")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where batches checkpoint (default: beside the records; on a cluster: shared storage)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local process pool (default) or Ray tasks (extra: pip install -e .[ray])")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (e.g. ray://head:10001 or auto); default: start a local instance")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="log each run's scalars to DIR/<run> (extra: pip install -e .[tensorboard]); default off")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+
+
 def build_parser() -> Parser:
     p = Parser(prog="python -m dqn_bench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -184,25 +285,34 @@ def build_parser() -> Parser:
     run.add_argument("--agents", nargs="+", help="agents or presets (default: the suite's)")
     run.add_argument("--envs", nargs="+", help="env labels or Gymnasium ids (default: the suite's)")
     run.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the suite's)")
-    run.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
-    run.add_argument("--seed-batch", type=int, metavar="K",
-                     help="train up to K seeds of one configuration together in one process (1 = one seed "
-                          "per process; default: as large as keeps every worker busy)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override an agent config key or budget/eval_every/eval_episodes/final_eval_episodes")
     run.add_argument("--out", default="results", help="results root; records go to OUT/SUITE/runs")
-    run.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")
-    run.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                     help="checkpoint each run every STEPS env steps (at an episode end) and resume from it; "
-                          "default: the suite's checkpoint_every, else off")
-    run.add_argument("--checkpoint-dir", metavar="DIR",
-                     help="where batches checkpoint (default OUT/SUITE/checkpoints; on a cluster: shared storage)")
-    run.add_argument("--executor", choices=["local", "ray"], default="local",
-                     help="local process pool (default) or Ray tasks (extra: pip install -e .[ray])")
-    run.add_argument("--ray-address", metavar="ADDR",
-                     help="join this Ray cluster (e.g. ray://head:10001 or auto); default: start a local instance")
-    run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    add_execution_args(run)
     run.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run a grid of config values (each point a stored, resumable set of runs) "
+                                      "and rank the points")
+    sw.add_argument("--suite", required=True, help=f"one of {', '.join(cfg.suite_names())} or a .toml file")
+    sw.add_argument("--agents", nargs="+", required=True, help="agents or presets")
+    sw.add_argument("--envs", nargs="+", required=True, help="env labels or Gymnasium ids")
+    sw.add_argument("--seeds", type=int, help="seeds per point (default: the suite's)")
+    sw.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2[,...]",
+                    help="a config key (or budget/eval key) and its values; repeat for more keys (cartesian)")
+    sw.add_argument("--out", default="results", help="results root; the sweep goes to OUT/sweeps/NAME")
+    sw.add_argument("--name", help="the sweep's folder name (default: suite, agents, envs and grid keys)")
+    sw.add_argument("--reps", type=int, default=2000, help="bootstrap replications of the sweep report")
+    add_execution_args(sw)
+    sw.set_defaults(func=cmd_sweep)
+
+    pl = sub.add_parser("play", help="load a stored run's final network and play greedy episodes")
+    pl.add_argument("--suite", required=True)
+    pl.add_argument("--agent", required=True)
+    pl.add_argument("--env", required=True)
+    pl.add_argument("--seed", type=int, required=True)
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as given to the run")
+    pl.add_argument("--out", default="results", help="results root the run was stored under")
+    pl.add_argument("--episodes", type=int, default=3)
+    pl.add_argument("--video", metavar="DIR", help="write one MP4 per episode there (extra: pip install -e .[video])")
+    pl.set_defaults(func=cmd_play)
 
     rep = sub.add_parser("report", help="rliable tables and plots from a suite's stored records")
     rep.add_argument("--suite", required=True)

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,12 @@ class RunSpec:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunSpec":
         return cls(**data)
+
+    @property
+    def name(self) -> str:
+        """File-safe and readable: names the run's record, saved network and TensorBoard folder."""
+        safe = lambda text: re.sub(r"[^A-Za-z0-9._-]+", "_", text)  # noqa: E731
+        return f"{safe(self.env)}__{safe(self.agent)}__s{self.seed}__{self.key}"
 
     @property
     def cell(self) -> str:
@@ -177,8 +184,10 @@ def plan(
     envs: Sequence[str] | None = None,
     seeds: int | None = None,
     sets: Mapping[str, str] | None = None,
+    first_seed: int = 0,
 ) -> list[RunSpec]:
-    """Resolve the agent x env x seed grid. Raises ConfigError before anything is run."""
+    """Resolve the agent x env x seed grid (seeds first_seed..first_seed+N-1). Raises ConfigError
+    before anything is run."""
     sets = dict(sets or {})
     env_tables: Mapping[str, Any] = suite.get("env", {})
     agents = list(agents or suite.get("agents", []))
@@ -186,6 +195,8 @@ def plan(
     n_seeds = seeds if seeds is not None else int(suite.get("seeds", 1))
     if n_seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    if first_seed < 0:
+        raise ConfigError(f"--first-seed must be >= 0, got {first_seed}")
     if not agents or not env_labels:
         raise ConfigError("the suite selects no agents or no envs; give --agents and --envs")
     resolved = {a: registry.resolve(a) for a in agents}
@@ -218,7 +229,7 @@ def plan(
             overrides |= dict(preset)
             overrides |= {k: v for k, v in agent_sets.items() if k in fields}
             config = dataclasses.asdict(spec.make_config(overrides))
-            for seed in range(n_seeds):
+            for seed in range(first_seed, first_seed + n_seeds):
                 runs.append(
                     RunSpec(
                         agent=agent,

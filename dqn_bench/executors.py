@@ -2,11 +2,13 @@
 (the only writer of the store) as batches finish."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterator, Sequence
+from queue import Empty
+from typing import Callable, Iterator, Sequence
 
 from dqn_bench import checkpoints
 from dqn_bench.config import RunSpec
@@ -19,24 +21,42 @@ def default_workers() -> int:
 
 
 def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
-              checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> Iterator[dict]:
+              checkpoint_dir: Path | None = None, checkpoint_every: int = 0, tensorboard: Path | None = None,
+              policies: bool = False, progress: Callable[[int], None] | None = None) -> Iterator[dict]:
     """Yield one record per run, a batch's records together, in completion order. A bare
-    RunSpec in `batches` is a batch of one."""
+    RunSpec in `batches` is a batch of one. `progress(n)` hears of env steps as batches train."""
     batches = [[b] if isinstance(b, RunSpec) else list(b) for b in batches]
 
-    def args(batch):
-        return batch, _checkpoint(batch, checkpoint_dir, checkpoint_every), checkpoint_every
+    def args(batch, report):
+        return (batch, _checkpoint(batch, checkpoint_dir, checkpoint_every), checkpoint_every, tensorboard, policies,
+                report)
 
     if workers <= 1 or len(batches) <= 1:
         for batch in batches:
-            yield from run_batch(*args(batch))
+            yield from run_batch(*args(batch, progress))
         return
     # spawn: workers start clean (no forked torch thread pools); env packages re-imported there
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(tuple(env_packages),)) as pool:
-        futures = [pool.submit(run_batch, *args(batch)) for batch in batches]
-        for future in as_completed(futures):
-            yield from future.result()
+    with contextlib.ExitStack() as stack:
+        queue = stack.enter_context(ctx.Manager()).Queue() if progress else None
+        pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                                       initargs=(tuple(env_packages),)))
+        report = queue.put if queue is not None else None
+        pending = {pool.submit(run_batch, *args(batch, report)) for batch in batches}
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _drain(queue, progress)
+            for future in done:
+                yield from future.result()
+
+
+def _drain(queue, progress) -> None:
+    """Hand the workers' step counts to `progress` (in this process: the bar is drawn here)."""
+    while queue is not None:
+        try:
+            progress(queue.get_nowait())
+        except Empty:
+            return
 
 
 def _checkpoint(batch: Sequence[RunSpec], folder: Path | None, every: int) -> Path | None:
@@ -67,7 +87,8 @@ RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
 
 def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
             checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
-            max_retries: int = 3) -> Iterator[dict]:
+            max_retries: int = 3, tensorboard: Path | None = None, policies: bool = False,
+            progress: Callable[[int], None] | None = None) -> Iterator[dict]:
     """The same batches as Ray tasks (num_cpus=1, retried on worker death); records come back to
     this driver, which alone writes the store, so a retried task can never leave two records.
 
@@ -89,11 +110,20 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
     task = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_batch)
     pending = {}
     try:
+        from ray.util.queue import Queue
+
+        queue = Queue() if progress else None  # an actor: workers on any node put step counts in it
+        report = queue.put if queue is not None else None
         for batch in batches:
             path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
-            pending[task.remote(batch, path, checkpoint_every, tuple(env_packages))] = batch
+            pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
+                                report)] = batch
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            _drain(queue, progress)
+            if not ready:
+                continue
+            (ref,) = ready
             batch = pending.pop(ref)
             try:
                 yield from ray.get(ref)
@@ -107,6 +137,6 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
             ray.shutdown()
 
 
-def _ray_batch(batch, path, checkpoint_every, env_packages):
+def _ray_batch(batch, path, checkpoint_every, env_packages, tensorboard=None, policies=False, progress=None):
     _init_worker(env_packages)
-    return run_batch(batch, path, checkpoint_every)
+    return run_batch(batch, path, checkpoint_every, tensorboard, policies, progress)

@@ -50,6 +50,11 @@ class Agent(Protocol):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
+    # Optional, for saved agents and `play`: seed k's greedy policy as numpy arrays / plain data,
+    # and loading it into an agent built for one seed. An agent without them is not saved.
+    #   def policy_state(self, k: int) -> dict[str, Any]
+    #   def load_policy_state(self, state: Mapping[str, Any]) -> None
+
 
 Factory = Callable[..., Agent]  # make(observation_space, action_space, config, seed[s][, budget=]) -> Agent
 

@@ -10,6 +10,7 @@ import traceback
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import envs
 from dqn_bench import checkpoints, registry
 from dqn_bench.config import RunSpec
 from dqn_bench.protocol import Transitions
+from dqn_bench.train_log import Ticker, TrainLog
 
 SCHEMA = 1
 TIMING_KEYS = ("wall_time_s", "cpu_time_s", "steps_per_s")
@@ -109,14 +111,16 @@ def _replay_open_episode(env, seed: int, p: dict) -> np.ndarray:
     return np.asarray(obs)
 
 
-def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0) -> tuple[list[dict], object]:
+def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
+          tensorboard: Path | None = None, progress: Callable[[int], None] | None = None) -> tuple[list[dict], object]:
     """Train the seeds of one configuration together (a seed batch; one spec = a batch of one)
     -> (one result per spec, the trained agent). A seed whose loss turns non-finite fails alone:
     its result says why, its slot keeps stepping (every op is per seed, nothing crosses seeds)
     and the others go on. Any other exception fails the whole batch and propagates.
 
     With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
-    `checkpoint_every` steps, and an existing checkpoint is resumed.
+    `checkpoint_every` steps, and an existing checkpoint is resumed. With `tensorboard`, each seed
+    logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all seeds).
     """
     s0, k_all = specs[0], len(specs)
     seeds = [s.seed for s in specs]
@@ -142,6 +146,10 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             p["eval_returns"].append(returns)
     alive = np.array([p["error"] is None for p in prog])
     next_checkpoint = step0 + checkpoint_every
+    log = TrainLog(specs, tensorboard, step0) if tensorboard else None
+    if log and step0 == 0:
+        log.evaluation(0, prog, alive)
+    ticker = Ticker(progress, k_all, step0)
     for step in range(step0 + 1, s0.budget + 1):
         action = agent.act(obs, explore=True)
         next_obs = np.empty_like(obs)
@@ -169,17 +177,25 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
                 p["episodes"] += 1
                 p["ep_return"], p["actions"] = 0.0, []
                 obs[k] = train_envs[k].reset(seed=episode_seed(seeds[k], p["episodes"]))[0]
+        if log:
+            log.step(step, metrics, prog, terminated | truncated)
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
             for k, returns in enumerate(evaluate(agent, eval_envs, episodes, eval_seeds, alive)):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
                     prog[k]["eval_returns"].append(returns)
+            if log:
+                log.evaluation(step, prog, alive)
+        ticker.tick(step)
         if checkpoint is not None and checkpoint_every and step >= next_checkpoint and step < s0.budget:
             for k, p in enumerate(prog):
                 p["obs"] = obs[k].copy()
             checkpoints.save(checkpoint, agent, {"step": step, "seeds": prog})
             next_checkpoint = step + checkpoint_every
+    ticker.tick(s0.budget, force=True)
+    if log:
+        log.close()
     for env in train_envs + eval_envs:
         env.close()
     results = []
@@ -198,14 +214,22 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     return results, agent
 
 
-def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0) -> list[dict]:
+def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
+              tensorboard: Path | None = None, policies: bool = False,
+              progress: Callable[[int], None] | None = None) -> list[dict]:
     """One record per spec; never raises for a failure inside the runs: it comes back as status
-    'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it)."""
+    'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it).
+    With `policies`, each ok record carries its seed's final greedy policy under "policy" (the
+    store saves it beside the record) when the agent exports one."""
     torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math ~2x
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        results, _ = train(specs, checkpoint, checkpoint_every)
+        results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
+        if policies and hasattr(agent, "policy_state"):
+            for k, result in enumerate(results):
+                if result["status"] == "ok":
+                    result["policy"] = agent.policy_state(k)
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
         tb = traceback.extract_tb(e.__traceback__)[-1]
         error = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"

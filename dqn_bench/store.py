@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from dqn_bench import checkpoints
 from dqn_bench.config import RunSpec
 from dqn_bench.protocol import ConfigError
 
@@ -76,13 +76,24 @@ class Store:
             raise ConfigError(f"output folder {self.root} is not writable ({e.strerror}); choose another with --out") from None
 
     def path_for(self, spec: RunSpec) -> Path:
-        safe = lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s)  # noqa: E731
-        return self.runs / f"{safe(spec.env)}__{safe(spec.agent)}__s{spec.seed}__{spec.key}.json"
+        return self.runs / f"{spec.name}.json"
+
+    def model_path(self, spec: RunSpec) -> Path:
+        """The run's final greedy network (git-ignored: see .gitignore to keep them)."""
+        return self.root / "models" / f"{spec.name}.pt"
 
     def write(self, record: dict) -> Path:
-        path = self.path_for(RunSpec.from_json(record["spec"]))
+        """Write a record; a record carrying its agent's final `policy` has it saved under models/
+        first, so a stored record never points at a missing network."""
+        record = dict(record)
+        policy = record.pop("policy", None)
+        spec = RunSpec.from_json(record["spec"])
+        validate(record)
+        if policy is not None:
+            checkpoints.write(self.model_path(spec), {"spec": record["spec"], "policy": policy})
+        path = self.path_for(spec)
         # one compact line: long runs carry tens of thousands of episode returns
-        atomic_write_text(path, json.dumps(validate(record), sort_keys=True, separators=(",", ":")) + "\n")
+        atomic_write_text(path, json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
         return path
 
     def scan(self) -> Iterator[tuple[Path, dict | CorruptRecord]]:

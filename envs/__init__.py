@@ -43,8 +43,8 @@ def resolve_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**ATARI_DEFAULTS, **kwargs}
 
 
-def _make_atari(env_id: str, evaluation: bool, kw: dict[str, Any]) -> gym.Env:
-    env = gym.make(env_id, frameskip=1, **{k: kw[k] for k in _ALE_KEYS})
+def _make_atari(env_id: str, evaluation: bool, kw: dict[str, Any], render_mode: str | None) -> gym.Env:
+    env = gym.make(env_id, frameskip=1, render_mode=render_mode, **{k: kw[k] for k in _ALE_KEYS})
     env = AtariPreprocessing(
         env, noop_max=kw["noop_max"], frame_skip=kw["frame_skip"], screen_size=kw["screen_size"],
         # evaluation always plays the full game, so the reported score is the game score
@@ -71,18 +71,19 @@ def check_registered(env_id: str) -> None:
         )
 
 
-def make(env_id: str, seed: int, *, evaluation: bool = False, **kwargs: Any) -> gym.Env:
+def make(env_id: str, seed: int, *, evaluation: bool = False, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """A seeded env with the family's wrappers. Discrete action spaces only.
 
     `evaluation` selects the evaluation variant of a family's wrappers (identical for classic
-    control); the caller gives the evaluation env its own seed.
+    control); the caller gives the evaluation env its own seed. `render_mode` (e.g. "rgb_array"
+    for video) changes what the env draws, never its dynamics.
     """
     check_registered(env_id)
     try:
         if family(env_id) == "atari":
-            env = _make_atari(env_id, evaluation, resolve_kwargs(env_id, kwargs))
+            env = _make_atari(env_id, evaluation, resolve_kwargs(env_id, kwargs), render_mode)
         else:
-            env = gym.make(env_id, **kwargs)
+            env = gym.make(env_id, render_mode=render_mode, **kwargs)
     except TypeError as e:
         raise ConfigError(f"bad env kwargs {kwargs} for '{env_id}': {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
