@@ -163,6 +163,7 @@ def cmd_sweep(args) -> int:
     name = args.name or sweep.folder_name(suite["name"], agents or [], env_labels or [], grid)
     store = Store(Path(args.out) / "sweeps" / name)
     code = execute(specs, store, {**suite, "name": f"sweep {name}"}, args)
+    sweep.save_definition(store.root, grid, points)  # so CI can rebuild and check the report
     report.write(store.root, sweep.build(store.root, grid, points, args.reps))
     print(f"wrote the sweep report to {store.root / 'README.md'}", file=sys.stderr)
     return code

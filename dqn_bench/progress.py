@@ -27,8 +27,9 @@ class Progress:
     def steps(self, n: int) -> None:
         self.done = min(self.total, self.done + n)
         self.bar.update(n)
-        if not self.tty and self.clock() - self.last_line >= self.every:
-            self._line()
+        now = self.clock() if not self.tty else 0.0
+        if not self.tty and now - self.last_line >= self.every:
+            self._line(now)
 
     def run_finished(self, label: str, failed: bool) -> None:
         self.runs_done += 1
@@ -43,8 +44,8 @@ class Progress:
         else:
             print(text, file=self.stream, flush=True)
 
-    def _line(self) -> None:
-        self.last_line = now = self.clock()
+    def _line(self, now: float) -> None:
+        self.last_line = now
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         eta = _duration((self.total - self.done) / rate) if rate > 0 else "?"
@@ -56,4 +57,4 @@ class Progress:
     def close(self) -> None:
         self.bar.close()
         if not self.tty and self.total:
-            self._line()
+            self._line(self.clock())

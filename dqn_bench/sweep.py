@@ -3,6 +3,7 @@ the IQM of normalized final scores with the probability of improvement over the 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -19,7 +20,7 @@ from dqn_bench import config as cfg  # noqa: E402
 from dqn_bench import stats  # noqa: E402
 from dqn_bench.protocol import ConfigError  # noqa: E402
 from dqn_bench.report import _ci, _png  # noqa: E402
-from dqn_bench.store import Store  # noqa: E402
+from dqn_bench.store import Store, atomic_write_text  # noqa: E402
 
 DEFAULT = "default"
 
@@ -62,6 +63,15 @@ def plan(suite: Mapping, agents, env_labels, seeds, sets: Mapping[str, str], gri
         specs.update((s.key, s) for s in runs)
         points[", ".join(f"{k}={v}" for k, v in assignment.items())] = (assignment, [s.key for s in runs])
     return list(specs.values()), points
+
+
+def save_definition(root: Path, grid: Mapping[str, list[str]], points: Points) -> None:
+    atomic_write_text(root / "sweep.json", json.dumps({"grid": grid, "points": points}, indent=1) + "\n")
+
+
+def load_definition(root: Path) -> tuple[dict[str, list[str]], Points]:
+    data = json.loads((root / "sweep.json").read_text())
+    return data["grid"], {label: (values, keys) for label, (values, keys) in data["points"].items()}
 
 
 def frame(records: Sequence[Mapping], points: Points) -> pd.DataFrame:
@@ -131,6 +141,11 @@ def _plot(df: pd.DataFrame, refs, envs: list[str], grid: Mapping, reps: int) -> 
             lo, hi = (np.array([np.ravel(ci[f"{agent}={v}"])[i] for v in have]) for i in (0, 1))
             ax.errorbar(range(len(have)), y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=agent)
             ax.set_xticks(range(len(have)), [str(v) for v in have])
+        for i, agent in enumerate(sorted(df["agent"].unique())):
+            base = df[(df["agent"] == agent) & (df["point"] == DEFAULT)]
+            if not base.empty:
+                ax.axhline(metrics.aggregate_iqm(_matrix(base, refs, envs)), color=f"C{i}", ls="--", lw=1,
+                           label=f"{agent} {DEFAULT}")
         ax.set_xlabel(key)
         ax.set_ylabel("IQM normalized score")
         ax.grid(alpha=0.3)

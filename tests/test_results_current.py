@@ -28,3 +28,17 @@ def test_smoke_suite_end_to_end(run_cli, tmp_path):
         assert (tmp_path / "smoke" / png).read_bytes()[:4] == b"\x89PNG"
     r = run_cli("report", "--suite", "smoke", "--out", tmp_path, "--reps", "500", "--check")
     assert r.returncode == 0, r.stderr
+
+
+SWEEPS = sorted(p.parent.name for p in (RESULTS / "sweeps").glob("*/sweep.json"))
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_committed_sweep_report_matches_its_records(name):
+    from dqn_bench import sweep
+
+    root = RESULTS / "sweeps" / name
+    files = sweep.build(root, *sweep.load_definition(root))
+    assert sorted(files) == ["README.md", "iqm_by_value.png", "points.csv"]
+    stale = [f for f, data in files.items() if (root / f).read_bytes() != data]
+    assert not stale, f"{stale} differ from a rebuild; rerun the sweep command in {root / 'README.md'}"
