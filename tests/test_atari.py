@@ -55,6 +55,10 @@ def test_atari_smoke_suite_end_to_end_with_human_normalized_report(run_cli, tmp_
     assert r.returncode == 0, r.stderr
     readme = (tmp_path / "atari-smoke" / "README.md").read_text()
     assert "random -20.7, human 14.6" in readme and "DQN (Nature 2015) (200M frames): 18.9" in readme
+    r = run_cli("play", "--suite", "atari-smoke", "--agent", "dqn", "--env", "ALE/Pong-v5", "--seed", "0",
+                "--out", tmp_path, "--episodes", "1")  # the saved Nature CNN, back in the Machado env
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split("return ")[1].split()[0]) <= -15  # untrained: loses the full game
 
 
 def test_replay_that_cannot_fit_fails_early(run_cli, tmp_path):

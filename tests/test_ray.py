@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from dqn_bench.runner import TIMING_KEYS
+
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e .[ray])")
 
 TINY = ["--suite", "smoke", "--seeds", "2", "--set", "budget=400", "--set", "eval_every=200",
@@ -17,7 +19,7 @@ def records(root):
 
 
 def comparable(rec):
-    return {k: v for k, v in rec.items() if k not in ("wall_time_s", "steps_per_s")}
+    return {k: v for k, v in rec.items() if k not in TIMING_KEYS}
 
 
 def test_ray_records_equal_the_local_executors(run_cli, tmp_path):

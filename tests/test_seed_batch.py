@@ -1,5 +1,6 @@
 """Seed batches: grouping, a seed's independence from its batch mates, faults, resume, records."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -196,9 +197,10 @@ def test_report_counts_a_batch_once_in_wall_time(tmp_path):
         records = run_batch(plan(agent, 2, {"budget": "60", "eval_every": "60", "eval_episodes": "1", "final_eval_episodes": "1"}))
         assert all(r["seed_batch"] == 2 for r in records)
         for r in records:
-            store.write(r | {"wall_time_s": 3600.0})  # each batch took one hour in one process
+            store.write(r | {"wall_time_s": 3600.0, "cpu_time_s": 1800.0})  # each batch: one hour, half on CPU
     readme = report.build(store.root, reps=10)["README.md"].decode()
     assert "total training wall time: 2.00 h" in readme  # two batches, not four runs
+    assert re.search(r"^\| dqn \|.*\| 900 \|$", readme, re.M)  # cost: CPU time shared by the batch's 2 seeds
 
 
 def test_run_one_is_a_batch_of_one():
