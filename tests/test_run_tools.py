@@ -110,7 +110,7 @@ def test_networks_are_saved_beside_the_records_and_git_ignored(stored):
 def test_progress_counts_env_steps_of_seed_batches_while_they_run():
     specs = cfg.plan(cfg.load_suite("classic"), ["dqn"], ["CartPole-v1"], 3,
                      {"budget": "1500", "eval_every": "1500", "eval_episodes": "1", "final_eval_episodes": "1",
-                      "learning_starts": "200", "train_freq": "4"})
+                      "learning_starts": "200", "train_freq": "4", "gradient_steps": "1"})
     heard = []
     recs = list(run_local([specs[:2], specs[2:]], workers=2, progress=heard.append))
     assert len(recs) == 3 and sum(heard) == 3 * 1500

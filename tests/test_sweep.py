@@ -7,7 +7,7 @@ from dqn_bench import config as cfg
 from dqn_bench import sweep
 
 TINY = ["--set", "budget=600", "--set", "eval_every=300", "--set", "eval_episodes=1", "--set", "final_eval_episodes=2",
-        "--set", "learning_starts=100", "--set", "train_freq=8"]
+        "--set", "learning_starts=100", "--set", "train_freq=8", "--set", "gradient_steps=1"]
 ARGS = ["sweep", "--suite", "classic", "--agents", "dqn", "--envs", "CartPole-v1", "--seeds", "2",
         "--grid", "buffer_size=500,5000", "--grid", "target_update_interval=10,100", "--workers", "2", "--reps", "100"]
 
