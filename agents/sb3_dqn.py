@@ -18,51 +18,33 @@ keys of this agent, so setting one is a ConfigError.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import dataclasses
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 
-from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, check
+from agents.dqn import DQNConfig
+from dqn_bench.protocol import AgentSpec, ConfigError, Transitions
 
 INSTALL = "pip install -e .[sb3] -c constraints.txt"
 
 
-@dataclass(frozen=True)
-class SB3DQNConfig:
-    """The subset of the project's DQN keys that SB3's DQN has; defaults are DQNConfig's."""
+# The project's DQN keys that SB3's DQN has: same names, defaults and checks as DQNConfig's.
+SB3_KEYS = ("learning_rate", "gamma", "buffer_size", "batch_size", "learning_starts", "train_freq", "gradient_steps",
+            "target_update_interval", "tau", "max_grad_norm", "adam_eps", "hidden", "epsilon_start", "epsilon_end",
+            "epsilon_duration", "n_step")
 
-    learning_rate: float = 1e-4
-    gamma: float = 0.99
-    buffer_size: int = 100_000
-    batch_size: int = 32
-    learning_starts: int = 1_000
-    train_freq: int = 4
-    gradient_steps: int = 1
-    target_update_interval: int = 1_000
-    tau: float = 1.0
-    max_grad_norm: float = 10.0
-    adam_eps: float = 1e-8
-    hidden: tuple = (256, 256)
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.05
-    epsilon_duration: int = 10_000
-    n_step: int = 1
 
-    def __post_init__(self):
-        check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        check(1 <= self.batch_size <= self.buffer_size,
-              f"batch_size must be in [1, buffer_size={self.buffer_size}], got {self.batch_size}")
-        check(self.train_freq >= 1, f"train_freq must be >= 1, got {self.train_freq}")
-        check(self.gradient_steps == -1 or self.gradient_steps >= 1,
-              f"gradient_steps must be >= 1 or -1, got {self.gradient_steps}")
-        check(self.target_update_interval >= 1, "target_update_interval must be >= 1")
-        check(0.0 < self.tau <= 1.0, f"tau must be in (0, 1], got {self.tau}")
-        check(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
-        check(self.epsilon_duration >= 0, f"epsilon_duration must be >= 0, got {self.epsilon_duration}")
-        check(self.n_step >= 1, f"n_step must be >= 1, got {self.n_step}")
+def _check(self) -> None:
+    DQNConfig(**dataclasses.asdict(self))  # DQNConfig's own validation of the shared keys
+
+
+SB3DQNConfig = dataclasses.make_dataclass(
+    "SB3DQNConfig", [(f.name, f.type, dataclasses.field(default=f.default))
+                     for f in dataclasses.fields(DQNConfig) if f.name in SB3_KEYS],
+    namespace={"__post_init__": _check, "__module__": __name__}, frozen=True)
 
 
 def sb3_arguments(config: SB3DQNConfig, budget: int) -> dict:
