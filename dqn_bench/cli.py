@@ -200,6 +200,25 @@ def cmd_play(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    from dqn_bench import diagnose
+
+    suite = cfg.load_suite(args.suite)
+    if args.every < 1:
+        raise ConfigError(f"--every must be >= 1, got {args.every}")
+    specs = cfg.plan(suite, [args.agent], [args.env], args.seeds, cfg.parse_sets(args.set), args.first_seed)
+    env = envs.make(specs[0].env_id, 0, **specs[0].env_kwargs)
+    agent = registry.make_agent(specs[0].agent_spec, env.observation_space, env.action_space, specs[0].config, [0],
+                                specs[0].budget)
+    if not hasattr(agent, "diagnostics"):
+        raise ConfigError(f"agent '{args.agent}' exports no diagnostics(); diagnose covers the dqn family")
+    del agent
+    rows, results = diagnose.diagnose(specs, args.every)
+    paths = diagnose.write(Path(args.out), specs, rows, results)
+    print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args) -> int:
     from dqn_bench import report
 
@@ -314,6 +333,19 @@ def build_parser() -> Parser:
     pl.add_argument("--episodes", type=int, default=3)
     pl.add_argument("--video", metavar="DIR", help="write one MP4 per episode there (extra: pip install -e .[video])")
     pl.set_defaults(func=cmd_play)
+
+    dg = sub.add_parser("diagnose", help="train a seed batch while probing Q scale, TD errors, gradients, streams "
+                                         "and priorities; writes a CSV and a Markdown summary")
+    dg.add_argument("--suite", default="classic")
+    dg.add_argument("--agent", required=True)
+    dg.add_argument("--env", required=True)
+    dg.add_argument("--seeds", type=int, default=3, help="seeds trained together (default 3)")
+    dg.add_argument("--first-seed", type=int, default=100, metavar="S",
+                    help="seeds S..S+N-1 (default 100: off the reported seeds)")
+    dg.add_argument("--every", type=int, default=2000, help="env steps between probes")
+    dg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    dg.add_argument("--out", default="results/diagnostics", help="folder for the CSV and the summary")
+    dg.set_defaults(func=cmd_diagnose)
 
     rep = sub.add_parser("report", help="rliable tables and plots from a suite's stored records")
     rep.add_argument("--suite", required=True)

@@ -112,7 +112,8 @@ def _replay_open_episode(env, seed: int, p: dict) -> np.ndarray:
 
 
 def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
-          tensorboard: Path | None = None, progress: Callable[[int], None] | None = None) -> tuple[list[dict], object]:
+          tensorboard: Path | None = None, progress: Callable[[int], None] | None = None,
+          hook: Callable[[int, object], None] | None = None) -> tuple[list[dict], object]:
     """Train the seeds of one configuration together (a seed batch; one spec = a batch of one)
     -> (one result per spec, the trained agent). A seed whose loss turns non-finite fails alone:
     its result says why, its slot keeps stepping (every op is per seed, nothing crosses seeds)
@@ -121,6 +122,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
     `checkpoint_every` steps, and an existing checkpoint is resumed. With `tensorboard`, each seed
     logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all seeds).
+    `hook(step, agent)` runs after every env step's observe (diagnostics).
     """
     s0, k_all = specs[0], len(specs)
     seeds = [s.seed for s in specs]
@@ -179,6 +181,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
                 obs[k] = train_envs[k].reset(seed=episode_seed(seeds[k], p["episodes"]))[0]
         if log:
             log.step(step, metrics, prog, terminated | truncated)
+        if hook:
+            hook(step, agent)
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
             for k, returns in enumerate(evaluate(agent, eval_envs, episodes, eval_seeds, alive)):
