@@ -13,6 +13,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward multiplies the gradient by `scale`."""
+
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+# Wang et al. 2016, sec. 4.2: both streams backpropagate into the shared trunk, so the gradient
+# entering it is rescaled by 1/sqrt(2) (with gradient norms clipped at 10, our default).
+TRUNK_GRAD_SCALE = 2 ** -0.5
+
+
 class DuelingHead(nn.Module):
     """Q = V + A - mean(A): the mean keeps V and A identifiable (Wang et al. 2016, eq. 9)."""
 
@@ -24,6 +42,7 @@ class DuelingHead(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
         a = self.advantage(x)
         return self.value(x) + a - a.mean(dim=1, keepdim=True)
 
@@ -138,6 +157,8 @@ class SeedStackQ(nn.Module):
             x = x.reshape(k, b, -1).float()
         for i in range(0, len(self.torso), 2):
             x = F.relu(_SeedLinear.apply(x, self.torso[i], self.torso[i + 1]), inplace=True)
+        if self.dueling:
+            x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
         out = []
         for head in self.heads:
             h = x

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 
 from agents.dqn import DQNConfig, importance_weights, make, td_target
@@ -63,6 +64,31 @@ def test_dueling_aggregation_identity():
     v, a = head.value(x), head.advantage(x)
     torch.testing.assert_close(q, v + a - a.mean(1, keepdim=True))
     torch.testing.assert_close(q.mean(1, keepdim=True), v)  # mean over actions recovers V
+
+
+def test_dueling_trunk_gradient_is_rescaled_by_inverse_sqrt2():
+    """Wang et al. 2016: the streams' gradient entering the shared trunk is scaled by 1/sqrt(2);
+    the streams' own gradients and the forward pass are untouched."""
+    from agents.networks import seed_stack
+
+    net = seed_stack((3,), 2, (4, 5), True, [0])
+    x = torch.randn(1, 6, 3)
+    net(x).sum().backward()
+    got = [p.grad.clone() for p in net.parameters()]
+    # by hand: the same net with the rescale undone through hooks equals sqrt(2) x the trunk grads
+    net.zero_grad()
+    h = F.relu(torch.baddbmm(net.torso[1], x, net.torso[0]))
+    h.retain_grad()
+    value = torch.baddbmm(net.heads[0][3], F.relu(torch.baddbmm(net.heads[0][1], h, net.heads[0][0])), net.heads[0][2])
+    adv = torch.baddbmm(net.heads[1][3], F.relu(torch.baddbmm(net.heads[1][1], h, net.heads[1][0])), net.heads[1][2])
+    q = value + adv - adv.mean(-1, keepdim=True)
+    torch.testing.assert_close(q, net(x))
+    q.sum().backward()
+    plain = [p.grad for p in net.parameters()]
+    torso = {id(p) for p in net.torso}
+    for p, g, want in zip(net.parameters(), got, plain):
+        scale = 2 ** -0.5 if id(p) in torso else 1.0
+        torch.testing.assert_close(g, want * scale)
 
 
 def test_importance_weights_by_hand():
