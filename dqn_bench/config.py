@@ -154,8 +154,12 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     for label, table in suite.get("env", {}).items():
         _check_table({label: table}, {label: dict}, "env.", path)
         _check_table(table, ENV_KEYS, f"env.{label}.", path)
+    known = registry.agent_names()
     for agent, layers in suite.get("hyperparams", {}).items():
         _check_table({agent: layers}, {agent: dict}, "hyperparams.", path)
+        if agent not in known:  # a typo would otherwise leave a variant on the default values
+            raise ConfigError(f"suite file {path}: 'hyperparams.{agent}' names no agent or preset; "
+                              f"valid: {', '.join(sorted(known))}")
         for layer, values in layers.items():
             _check_table({layer: values}, {layer: dict}, f"hyperparams.{agent}.", path)
 
@@ -225,8 +229,11 @@ def plan(
                 raise ConfigError(f"{k} must be >= 1, got {v}")
         for agent, (spec, preset) in resolved.items():
             fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-            overrides = _layered(suite.get("hyperparams", {}).get(spec.hyperparams or spec.name, {}), label, env_id)
+            tables = suite.get("hyperparams", {})
+            overrides = _layered(tables.get(spec.hyperparams or spec.name, {}), label, env_id)
             overrides |= dict(preset)
+            if agent != spec.name:  # a preset's own table: a variant's values where they differ (cited)
+                overrides |= _layered(tables.get(agent, {}), label, env_id)
             overrides |= {k: v for k, v in agent_sets.items() if k in fields}
             config = dataclasses.asdict(spec.make_config(overrides))
             for seed in range(first_seed, first_seed + n_seeds):

@@ -120,7 +120,30 @@ BAD_SUITES = [
     (SUITE + '[env."CartPole-v1"]\nid = 3\n', "'env.CartPole-v1.id' must be a string"),
     (SUITE + '[env."CartPole-v1"]\nbudgett = 3\n', "unknown key 'env.CartPole-v1.budgett'"),
     (SUITE + "[hyperparams]\ndqn = 3\n", "'hyperparams.dqn' must be a table"),
+    (SUITE + "[hyperparams.per_dq.default]\nlearning_rate = 1e-4\n", "'hyperparams.per_dq' names no agent or preset"),
 ]
+
+
+def test_a_presets_own_table_overrides_the_base_agents_values():
+    import tomllib
+
+    from dqn_bench import config as cfg
+
+    suite = tomllib.loads(SUITE + textwrap.dedent("""
+        [hyperparams.dqn.default]
+        learning_rate = 1e-3
+        batch_size = 16
+        [hyperparams.dqn."CartPole-v1"]
+        learning_rate = 2e-3
+        [hyperparams.per_dqn."CartPole-v1"]
+        learning_rate = 5e-4
+        per_alpha = 0.5
+    """)) | {"name": "mine"}
+    by_agent = {s.agent: s.config for s in cfg.plan(suite, ["dqn", "per_dqn", "double_dqn"])}
+    assert by_agent["dqn"]["learning_rate"] == 2e-3 and by_agent["double_dqn"]["learning_rate"] == 2e-3
+    assert by_agent["per_dqn"]["learning_rate"] == 5e-4 and by_agent["per_dqn"]["per_alpha"] == 0.5
+    assert by_agent["per_dqn"]["prioritized"] and by_agent["per_dqn"]["batch_size"] == 16
+    assert by_agent["dqn"]["per_alpha"] == 0.6
 
 
 @pytest.mark.parametrize("text,message", BAD_SUITES, ids=[m[:30] for _, m in BAD_SUITES])
