@@ -132,9 +132,11 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     space = train_envs[0].observation_space
     agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds, s0.budget)
     obs = np.zeros((k_all, *space.shape), space.dtype)
+    clock, spent = (time.perf_counter(), time.process_time()), (0.0, 0.0)
     if checkpoint is not None and checkpoint.exists():
         state = checkpoints.load(checkpoint, agent)
         step0, prog = state["step"], state["seeds"]
+        spent = tuple(state.get("spent", spent))  # wall and CPU seconds before the interruption
         for k, (env, p) in enumerate(zip(train_envs, prog)):
             obs[k] = _replay_open_episode(env, seeds[k], p)
             if not np.array_equal(obs[k], p["obs"]):
@@ -195,7 +197,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         if checkpoint is not None and checkpoint_every and step >= next_checkpoint and step < s0.budget:
             for k, p in enumerate(prog):
                 p["obs"] = obs[k].copy()
-            checkpoints.save(checkpoint, agent, {"step": step, "seeds": prog})
+            now = (spent[0] + time.perf_counter() - clock[0], spent[1] + time.process_time() - clock[1])
+            checkpoints.save(checkpoint, agent, {"step": step, "seeds": prog, "spent": now})
             next_checkpoint = step + checkpoint_every
     ticker.tick(s0.budget, force=True)
     if log:
@@ -205,7 +208,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     results = []
     for p in prog:
         if p["error"] is not None:
-            results.append(_failed(p["error"]))
+            results.append(_failed(p["error"]) | {"spent_before_s": spent})
             continue
         results.append({
             "status": "ok", "error": None,
@@ -214,6 +217,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             "final_score": float(np.mean(p["eval_returns"][-1])),
             # an agent wrapping another library names its version (e.g. sb3_dqn: stable-baselines3)
             "versions": {**versions(), **getattr(agent, "versions", {})},
+            "spent_before_s": spent,  # a resumed run's cost includes its time before the checkpoint
         })
     return results, agent
 
@@ -242,7 +246,11 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
         torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
         checkpoints.remove(checkpoint)
-    return _records(specs, results, time.perf_counter() - start, time.process_time() - cpu_start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    before = results[0].get("spent_before_s", (0.0, 0.0))  # the same for every seed of the batch
+    for result in results:
+        result.pop("spent_before_s", None)
+    return _records(specs, results, wall + before[0], cpu + before[1])
 
 
 def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float) -> list[dict]:

@@ -26,6 +26,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(agent, tmp_path, monkeypatc
     def save_then_die(*args):
         real_save(*args)
         saves.append(args[2]["step"])
+
         if len(saves) == 2:
             raise KeyboardInterrupt  # the process is killed right after its second checkpoint
 
@@ -35,7 +36,14 @@ def test_killed_and_resumed_run_equals_uninterrupted(agent, tmp_path, monkeypatc
     assert path.exists() and 1000 <= saves[-1] < 3000
     torch.load(path, weights_only=True)  # loadable without unpickling arbitrary objects
 
+    state = checkpoints.read(path)  # say the first attempt took 1000 s: the record must count them
+    assert state["progress"]["spent"][1] > 0
+    state["progress"]["spent"] = (1000.0, 1000.0)
+    checkpoints.write(path, state)
+
     monkeypatch.setattr(checkpoints, "save", real_save)
     resumed = run_one(spec, path, checkpoint_every=500)
     assert strip(resumed) == strip(uninterrupted)
     assert not path.exists()  # the record replaces the checkpoint
+    assert 1000 < resumed["wall_time_s"] < 1000 + uninterrupted["wall_time_s"] + 60  # cost spans both attempts
+    assert 1000 < resumed["cpu_time_s"] < 1000 + uninterrupted["cpu_time_s"] + 60
