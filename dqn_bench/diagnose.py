@@ -30,7 +30,8 @@ def diagnose(specs: list[RunSpec], every: int, probe_size: int = 1024) -> tuple[
             for k, spec in enumerate(specs):
                 rows.append({"step": step, "seed": spec.seed, **{q: float(v[k]) for q, v in values.items()}})
 
-    results, agent = runner.train(specs, hook=hook)
+    with runner.cpu_settings():  # as run_batch trains, so probed runs match stored ones
+        results, _ = runner.train(specs, hook=hook)
     return rows, results
 
 

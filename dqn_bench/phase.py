@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import envs  # noqa: E402
 from dqn_bench.config import RunSpec  # noqa: E402
 from dqn_bench.protocol import ConfigError  # noqa: E402
-from dqn_bench.runner import train  # noqa: E402
+from dqn_bench.runner import cpu_settings, train  # noqa: E402
 
 
 def draw(spec: RunSpec, out: Path, grid: int = 101) -> dict:
@@ -21,7 +21,8 @@ def draw(spec: RunSpec, out: Path, grid: int = 101) -> dict:
     env.close()
     if len(getattr(space, "shape", ()) or ()) != 1 or space.shape[0] != 2 or not np.all(np.isfinite(space.low)):
         raise ConfigError(f"phase needs a bounded 2-D Box observation space; '{spec.env}' has {space}")
-    (result,), agent = train([spec])
+    with cpu_settings():  # trains as a stored run would
+        (result,), agent = train([spec])
     if result["status"] != "ok":
         raise ConfigError(f"training {spec.agent} on {spec.env} failed: {result['error']}")
     if not hasattr(agent, "q_values"):

@@ -7,6 +7,7 @@ import platform
 import subprocess
 import time
 import traceback
+from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -222,6 +223,20 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     return results, agent
 
 
+@contextmanager
+def cpu_settings():
+    """How a batch trains: one thread (parallelism comes from batches side by side) and denormals
+    flushed (tiny Adam moments turn denormal and slow CPU math ~2x); process-wide, so restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+
+
 def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
               tensorboard: Path | None = None, policies: bool = False,
               progress: Callable[[int], None] | None = None) -> list[dict]:
@@ -229,11 +244,10 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it).
     With `policies`, each ok record carries its seed's final greedy policy under "policy" (the
     store saves it beside the record) when the agent exports one."""
-    torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
-    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math ~2x
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
+        with cpu_settings():
+            results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
         if policies and hasattr(agent, "policy_state"):
             for k, result in enumerate(results):
                 if result["status"] == "ok":
@@ -242,8 +256,6 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
         tb = traceback.extract_tb(e.__traceback__)[-1]
         error = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
         results = [_failed(error)] * len(specs)
-    finally:
-        torch.set_flush_denormal(False)  # process-wide state: leave it as it was found
     if checkpoint is not None:
         checkpoints.remove(checkpoint)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
