@@ -52,7 +52,9 @@ def write(out: Path, specs: list[RunSpec], rows: list[dict], results: list[dict]
 
 def summary(specs: list[RunSpec], rows: list[dict], results: list[dict]) -> str:
     s0 = specs[0]
+    v = runner.versions()
     lines = [f"# {s0.agent} on {s0.env}, seeds {', '.join(str(s.seed) for s in specs)}", "",
+             f"Code git {v['git_sha']}, torch {v['torch']}, {v['machine']}.", "",
              f"Budget {s0.budget} env steps; config: " + ", ".join(f"{k}={v}" for k, v in sorted(s0.config.items())),
              "", "Median over seeds of each probe (1024 replay transitions per seed); eval = mean greedy "
              "return of the evaluation at or before that step, median over seeds.", ""]
