@@ -179,3 +179,49 @@ def test_a_gradient_step_in_a_batch_equals_the_same_step_alone(preset):
         alone.observe(Transitions(obs[1:2], act[1:2], rew[1:2], nxt[1:2], end[1:2], np.zeros(1, bool)))
     for p_batch, p_alone in zip(batch.q.parameters(), alone.q.parameters()):
         torch.testing.assert_close(p_batch[1:2], p_alone, rtol=1e-4, atol=1e-5)
+
+
+def test_direct_fused_adam_step_is_exactly_torch_adam_step():
+    """_adam_step skips Adam.step's bookkeeping; weights and moments must not move by one bit."""
+    space = spaces.Box(-2, 2, (4,), np.float32)
+    cfg = DQNConfig(learning_starts=20, train_freq=5, gradient_steps=2, batch_size=8, hidden=(16, 16), adam_eps=1e-3)
+    ours, ref = make(space, spaces.Discrete(2), cfg, (3, 4)), make(space, spaces.Discrete(2), cfg, (3, 4))
+    ref._adam_step = ref.optimizer.step
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        obs, nxt = rng.normal(size=(2, 2, 4)).astype(np.float32)
+        batch = Transitions(obs, rng.integers(2, size=2), rng.normal(size=2).astype(np.float32), nxt,
+                            rng.random(2) < 0.1, np.zeros(2, bool))
+        ours.observe(batch)
+        ref.observe(batch)
+        if t == 30:  # a checkpoint reload swaps the moment tensors under the cached lists
+            ours.load_state_dict(ours.state_dict())
+    assert ref.optimizer.state[ref.params[0]]["step"] == 18  # 9 rounds (steps 20, 25, .., 60) x 2
+    for a, b in zip(ours.params, ref.params):
+        assert torch.equal(a, b)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(ours.optimizer.state[a][key], ref.optimizer.state[b][key])
+
+
+def test_hard_target_updates_skipped_only_when_nothing_changed(monkeypatch):
+    """A hard copy with no gradient step since the last one is skipped; the target must still
+    equal the online net after every update, including right after a checkpoint reload."""
+    space = spaces.Box(-2, 2, (4,), np.float32)
+    cfg = DQNConfig(learning_starts=10, train_freq=7, gradient_steps=1, batch_size=4, hidden=(8,),
+                    target_update_interval=3)
+    agent = make(space, spaces.Discrete(2), cfg, (0,))
+    rng = np.random.default_rng(1)
+    copies, real_copy = [], torch._foreach_copy_
+    monkeypatch.setattr(torch, "_foreach_copy_", lambda *a: (copies.append(agent.steps), real_copy(*a)))
+    for t in range(1, 90):
+        obs, nxt = rng.normal(size=(2, 1, 4)).astype(np.float32)
+        trained = "loss" in agent.observe(Transitions(obs, rng.integers(2, size=1), np.ones(1, np.float32), nxt,
+                                                      np.zeros(1, bool), np.zeros(1, bool)))
+        if t == 40:
+            agent.load_state_dict(agent.state_dict())
+        if t % 3 == 0 and not trained:  # just updated, and no step after it
+            for p, q in zip(agent.q_target.parameters(), agent.q.parameters()):
+                assert torch.equal(p, q)
+    # rounds (after the update of their own step) at 10, 17, .., 87; the first update after each
+    # round copies, every other update is skipped; after the reload at 40 the next update copies
+    assert copies == [12, 18, 27, 33, 39, 42, 48, 54, 60, 69, 75, 81]
