@@ -7,7 +7,8 @@ import pytest
 from dqn_bench import cli
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-COMMITTED = sorted(p.parent.name for p in RESULTS.glob("*/README.md"))
+# suites: folders with records and a report (diagnostics/ and phase/ hold other outputs)
+COMMITTED = sorted(p.parent.name for p in RESULTS.glob("*/README.md") if (p.parent / "runs").is_dir())
 
 
 @pytest.mark.parametrize("suite", COMMITTED)
