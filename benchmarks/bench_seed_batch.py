@@ -80,7 +80,7 @@ def measure(agent_name: str, env: str, seeds: int, steps: int | None, eval_every
     from dqn_bench import runner
     from dqn_bench.runner import train
 
-    sets = {"eval_episodes": "10"}
+    sets = {"eval_episodes": "10", "final_eval_episodes": "10"}  # as SB3's side evaluates
     if steps:
         sets |= {"budget": str(steps), "eval_every": str(steps)}
     if eval_every:
@@ -106,16 +106,16 @@ def measure(agent_name: str, env: str, seeds: int, steps: int | None, eval_every
     dqn_module.DQN._gradient_step = counting
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     results, agent = train(specs)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     dqn_module.DQN._gradient_step = real
     batch = specs[0].config["batch_size"]
     flops = counted["n"] * step_flops(agent, seeds, batch)
     floor = counted["n"] * bare_gemm_seconds(agent, seeds, batch)
     full = cfg.plan(cfg.load_suite("classic"), [agent_name], [env], 1)[0]
     train_s = wall - evaluating["s"]
-    return {"agent": agent_name, "env": env, "seeds": seeds, "budget": specs[0].budget, "wall_s": wall,
+    return {"agent": agent_name, "env": env, "seeds": seeds, "budget": specs[0].budget, "wall_s": wall, "cpu_s": cpu,
             "eval_s": evaluating["s"], "train_gflops": flops / train_s / 1e9, "train_of_floor": floor / train_s,
             "gradient_steps": counted["n"], "full_gradient_steps": full_gradient_steps(full),
             "tflop": flops / 1e12, "gflops": flops / wall / 1e9, "floor_gflops": flops / floor / 1e9,
@@ -174,6 +174,9 @@ def main() -> None:
         print(f"   SB3 DQN, same hyperparameters, 1 seed: {peer['wall_s']:.1f} s (final score {peer['score']:.0f})")
         print(f"   per-seed ratio ours / SB3 = {per_seed / peer['wall_s']:.2f} (target <= 0.3); "
               f"1 seed alone: {lone['wall_s'] / peer['wall_s']:.2f}")
+        # CPU time: what each process itself used, so another load on the machine moves it less
+        print(f"   same in CPU seconds: {cart['cpu_s'] / k:.1f} s per seed vs SB3 {peer['cpu_s']:.1f} s, ratio "
+              f"{cart['cpu_s'] / k / peer['cpu_s']:.2f}; 1 seed alone {lone['cpu_s'] / peer['cpu_s']:.2f}")
 
     rows = [cart] + [child(f"dqn:{env}:{args.segment}:0:{k}", args) for env in CLASSIC[1:]]
     print(f"\n2. GEMM FLOPs of the gradient steps over wall time vs bare bmm at the same shapes "

@@ -21,12 +21,12 @@ def ours(steps: int, seed: int) -> dict:
     from dqn_bench.runner import run_one
 
     spec = cfg.plan(cfg.load_suite("classic"), ["dqn"], ["CartPole-v1"], 1,
-                    {"budget": str(steps), "eval_every": str(steps)})[0]
+                    {"budget": str(steps), "eval_every": str(steps), "final_eval_episodes": "10"})[0]
     spec = type(spec)(**{**spec.__dict__, "seed": seed})
     record = run_one(spec)  # sets one thread itself; timed inside, imports excluded
     if record["status"] != "ok":
         raise RuntimeError(record["error"])
-    return {"wall_s": record["wall_time_s"], "score": record["final_score"]}
+    return {"wall_s": record["wall_time_s"], "cpu_s": record["cpu_time_s"], "score": record["final_score"]}
 
 
 def sb3(steps: int, seed: int) -> dict:
@@ -36,7 +36,7 @@ def sb3(steps: int, seed: int) -> dict:
     from stable_baselines3 import DQN
 
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     env = gym.make("CartPole-v1")
     # RL Zoo hyperparams/dqn.yml, CartPole-v1
     model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
@@ -54,7 +54,8 @@ def sb3(steps: int, seed: int) -> dict:
             total += r
             done = term or trunc
         returns.append(total)
-    return {"wall_s": time.perf_counter() - start, "score": float(np.mean(returns))}
+    return {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,
+            "score": float(np.mean(returns))}
 
 
 def main() -> None:
@@ -71,9 +72,12 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--which", which, "--steps", str(args.steps),
                               "--seed", str(args.seed)], capture_output=True, text=True, check=True)
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{which:>5}: {results[which]['wall_s']:7.1f} s   final score {results[which]['score']:.1f}")
+        r = results[which]
+        print(f"{which:>5}: {r['wall_s']:7.1f} s wall, {r['cpu_s']:7.1f} s CPU   final score {r['score']:.1f}")
     ratio = results["ours"]["wall_s"] / results["sb3"]["wall_s"]
-    print(f"ratio ours/sb3 = {ratio:.2f} (target <= 0.5) on CartPole-v1, {args.steps} steps, 1 thread each")
+    cpu_ratio = results["ours"]["cpu_s"] / results["sb3"]["cpu_s"]
+    print(f"ratio ours/sb3 = {ratio:.2f} wall, {cpu_ratio:.2f} CPU (target <= 0.5) on CartPole-v1, {args.steps} steps, "
+          "1 thread each")
 
 
 if __name__ == "__main__":
