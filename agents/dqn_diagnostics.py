@@ -43,8 +43,8 @@ def probe(agent, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "top_action_share": counts.max(1) / n,  # 1.0: one action is greedy in every state
             "dead_units": _dead_units(q_net, obs),
         }
-        if q_net.dueling and not q_net.image:
-            value, adv = _streams(q_net, obs)
+        if q_net.dueling:
+            value, adv = q_net.streams(q_net.features(obs))
             out["value_mean"] = value.mean(dim=(1, 2)).numpy()
             out["adv_spread"] = (adv.amax(-1) - adv.amin(-1)).mean(1).numpy()
         if agent.tree is not None:
@@ -61,37 +61,11 @@ def probe(agent, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
-def _hidden(q_net, obs: torch.Tensor) -> list[torch.Tensor]:
-    """Post-ReLU activations of the MLP torso [K, n, width] (image torsos are not probed)."""
-    if q_net.image:
-        return []
-    x = obs.reshape(*obs.shape[:2], -1).float()
-    acts = []
-    for i in range(0, len(q_net.torso), 2):
-        x = F.relu(torch.baddbmm(q_net.torso[i + 1], x, q_net.torso[i]))
-        acts.append(x)
-    return acts
-
-
 def _dead_units(q_net, obs: torch.Tensor) -> np.ndarray:
     """Share of torso ReLU units that are zero on every probed state, per seed."""
-    acts = _hidden(q_net, obs)
-    if not acts:
+    hidden: list[torch.Tensor] = []
+    q_net.features(obs, hidden)
+    if not hidden:
         return np.zeros(q_net.k)
-    dead = torch.cat([(a <= 0).all(dim=1) for a in acts], dim=1)  # [K, units]
+    dead = torch.cat([(a <= 0).all(dim=1) for a in hidden], dim=1)  # [K, units]
     return dead.float().mean(1).numpy()
-
-
-def _streams(q_net, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dueling net's value [K, n, 1] and raw advantage [K, n, A] streams."""
-    acts = _hidden(q_net, obs)
-    x = acts[-1] if acts else obs.reshape(*obs.shape[:2], -1).float()
-    out = []
-    for head in q_net.heads:
-        h = x
-        for i in range(0, len(head), 2):
-            h = torch.baddbmm(head[i + 1], h, head[i])
-            if i + 2 < len(head):
-                h = F.relu(h)
-        out.append(h)
-    return out[0], out[1]

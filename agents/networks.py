@@ -147,6 +147,18 @@ class SeedStackQ(nn.Module):
         return nn.ParameterList(params)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        if self.dueling:
+            x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
+        out = self.streams(x)
+        if self.dueling:
+            value, adv = out
+            return value + adv - adv.mean(dim=-1, keepdim=True)
+        return out[0]
+
+    def features(self, x: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+        """x[K, B, *obs] -> the shared trunk's output [K, B, width]; appends each post-ReLU
+        torso activation to `hidden` when given (diagnostics count dead units there)."""
         k, b = x.shape[:2]
         if self.image:
             x = x.float().div_(255.0).transpose(0, 1).reshape(b, -1, *x.shape[3:])  # [B, K*C, H, W]
@@ -157,8 +169,12 @@ class SeedStackQ(nn.Module):
             x = x.reshape(k, b, -1).float()
         for i in range(0, len(self.torso), 2):
             x = F.relu(_SeedLinear.apply(x, self.torso[i], self.torso[i + 1]), inplace=True)
-        if self.dueling:
-            x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
+            if hidden is not None:
+                hidden.append(x)
+        return x
+
+    def streams(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Trunk output -> [Q] or, dueling, [V [K, B, 1], raw A [K, B, A]]."""
         out = []
         for head in self.heads:
             h = x
@@ -167,10 +183,7 @@ class SeedStackQ(nn.Module):
                 if i + 2 < len(head):
                     h = F.relu(h, inplace=True)
             out.append(h)
-        if self.dueling:
-            value, adv = out
-            return value + adv - adv.mean(dim=-1, keepdim=True)
-        return out[0]
+        return out
 
     def numpy_greedy(self):
         """Greedy actions for one observation per seed through numpy views of the live weights.
