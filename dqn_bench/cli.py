@@ -214,7 +214,7 @@ def cmd_diagnose(args) -> int:
         raise ConfigError(f"agent '{args.agent}' exports no diagnostics(); diagnose covers the dqn family")
     del agent
     rows, results = diagnose.diagnose(specs, args.every)
-    paths = diagnose.write(Path(args.out), specs, rows, results)
+    paths = diagnose.write(Path(args.out), specs, rows, results, tuple(args.set or ()))
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
 
@@ -228,7 +228,7 @@ def cmd_report(args) -> int:
         raise ConfigError(f"no records in {root / 'runs'}; run `python -m dqn_bench run --suite {args.suite}` first")
     if args.reps < 1:
         raise ConfigError(f"--reps must be >= 1, got {args.reps}")
-    files = report.build(root, reps=args.reps, allow_ragged=args.allow_ragged)
+    files = report.build(root, reps=args.reps, allow_ragged=args.allow_ragged, notes=suite.get("notes"))
     if args.check:
         stale = report.stale(root, files)
         if stale:

@@ -35,11 +35,13 @@ def diagnose(specs: list[RunSpec], every: int, probe_size: int = 1024) -> tuple[
     return rows, results
 
 
-def write(out: Path, specs: list[RunSpec], rows: list[dict], results: list[dict]) -> tuple[Path, Path]:
+def write(out: Path, specs: list[RunSpec], rows: list[dict], results: list[dict],
+          overrides: tuple[str, ...] = ()) -> tuple[Path, Path]:
     """CSV of every probe + a Markdown summary (median over seeds at up to 10 probe steps, the
-    evaluation returns beside them)."""
+    evaluation returns beside them). The file name carries the overrides (`--set`), so probing a
+    changed config never overwrites the suite config's files."""
     s0 = specs[0]
-    stem = out / f"{s0.env}__{s0.agent}__s{'-'.join(str(s.seed) for s in specs)}"
+    stem = out / "__".join([s0.env, s0.agent, *overrides, f"s{'-'.join(str(s.seed) for s in specs)}"])
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

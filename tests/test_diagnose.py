@@ -66,9 +66,10 @@ def test_cli_writes_csv_and_summary_and_rejects_agents_without_probes(run_cli, t
     r = run_cli("diagnose", "--agent", "dueling_dqn", "--env", "CartPole-v1", "--seeds", "2", "--every", "600",
                 "--out", tmp_path, *args)
     assert r.returncode == 0, r.stderr
-    table = list(csv.DictReader(open(tmp_path / "CartPole-v1__dueling_dqn__s100-101.csv")))
+    stem = tmp_path / ("CartPole-v1__dueling_dqn__" + "__".join(f"{k}={v}" for k, v in SETS.items()) + "__s100-101")
+    table = list(csv.DictReader(open(stem.with_suffix(".csv"))))  # the overrides name the files
     assert len(table) == 4 and "adv_spread" in table[0]
-    summary = (tmp_path / "CartPole-v1__dueling_dqn__s100-101.md").read_text()
+    summary = stem.with_suffix(".md").read_text()
     assert "| 600 |" in summary and "Final evaluation (3 episodes): s100:" in summary
     r = run_cli("diagnose", "--agent", "random", "--env", "CartPole-v1", "--out", tmp_path / "x", "--set=budget=100")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "exports no diagnostics" in r.stderr, r.stderr
