@@ -124,7 +124,7 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
 _NAMES = (list, str)
 SUITE_KEYS: dict[str, Any] = {
     "name": str, "description": str, "agents": _NAMES, "envs": _NAMES, "seeds": int,
-    "checkpoint_every": int, "defaults": dict, "env": dict, "hyperparams": dict,
+    "checkpoint_every": int, "defaults": dict, "env": dict, "hyperparams": dict, "notes": dict,
 }
 ENV_KEYS: dict[str, Any] = {"id": str, "kwargs": dict, **RUN_KEYS}
 
@@ -162,6 +162,13 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
                               f"valid: {', '.join(sorted(known))}")
         for layer, values in layers.items():
             _check_table({layer: values}, {layer: dict}, f"hyperparams.{agent}.", path)
+    # notes.<agent>.<env label> = why a result is what it is; the report prints it beside the number
+    for agent, by_env in suite.get("notes", {}).items():
+        _check_table({agent: by_env}, {agent: dict}, "notes.", path)
+        if agent not in known:
+            raise ConfigError(f"suite file {path}: 'notes.{agent}' names no agent or preset; "
+                              f"valid: {', '.join(sorted(known))}")
+        _check_table(by_env, {env: str for env in by_env}, f"notes.{agent}.", path)
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, str]:

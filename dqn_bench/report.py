@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -78,8 +79,10 @@ def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(root: Path, reps: int = 2000, allow_ragged: bool = False) -> dict[str, bytes]:
-    """Every output file of a suite's report, by name relative to `root`."""
+def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
+          notes: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, bytes]:
+    """Every output file of a suite's report, by name relative to `root`. notes[agent][env]: the
+    suite's explanation of a result, printed beside it."""
     records = Store(root).records()
     df = stats.check_grid(stats.tidy(records), allow_ragged)
     refs = stats.reference_for(df)
@@ -132,11 +135,12 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False) -> dict[str,
     out["sample_efficiency.png"] = _png(fig)
 
     predicted = atari5_prediction(per_env, df)
-    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted).encode()
+    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
+                                 notes or {}).encode()
     return out
 
 
-def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> str:
+def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, notes) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     # a seed batch of K runs that took T seconds in one process counts T, not K x T
@@ -189,12 +193,16 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted) -> s
         threshold = ref.reference_name == "threshold"  # gymnasium's "solved" needs one
         lines += ["| agent | seeds | final score | normalized |" + (" solved |" if threshold else "")
                   + " final eval episodes | core-s/run |", "|---|---|---|---|---|---|" + ("---|" if threshold else "")]
+        why = []
         for _, r in g.iterrows():
             solved = ("–" if pd.isna(r["solved"]) else f"{int(r['solved'])}/{r['seeds']}") if threshold else None
+            note = notes.get(r["agent"], {}).get(env)
+            if note:
+                why.append(f"{len(why) + 1}. `{r['agent']}`: {note}")
             lines.append(f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | "
-                         f"{r['normalized']:.2f} |" + (f" {solved} |" if threshold else "")
-                         + f" {r['final_episodes']} | {r['core_s']:.0f} |")
-        lines.append("")
+                         f"{r['normalized']:.2f}" + (f" (note {len(why)})" if note else "") + " |"
+                         + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
+        lines += ["", *why, ""] if why else [""]
     if any(ref.reference_name == "threshold" for ref in refs.values()):
         lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
                   "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]

@@ -121,6 +121,8 @@ BAD_SUITES = [
     (SUITE + '[env."CartPole-v1"]\nbudgett = 3\n', "unknown key 'env.CartPole-v1.budgett'"),
     (SUITE + "[hyperparams]\ndqn = 3\n", "'hyperparams.dqn' must be a table"),
     (SUITE + "[hyperparams.per_dq.default]\nlearning_rate = 1e-4\n", "'hyperparams.per_dq' names no agent or preset"),
+    (SUITE + '[notes.duelling_dqn]\n"CartPole-v1" = "why"\n', "'notes.duelling_dqn' names no agent or preset"),
+    (SUITE + '[notes.dqn]\n"CartPole-v1" = 3\n', "'notes.dqn.CartPole-v1' must be a string"),
 ]
 
 

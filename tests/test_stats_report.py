@@ -89,6 +89,18 @@ def test_agents_may_differ_in_their_number_of_seeds(tmp_path):
     assert "| dqn | 5 |" in readme and "| sb3_dqn | 10 |" in readme
 
 
+def test_a_suite_note_is_printed_beside_its_number(tmp_path):
+    store = Store(tmp_path / "s")
+    for agent, base in (("dqn", 300.0), ("random", 22.0)):
+        for seed in range(3):
+            store.write(fake_record(agent, "CartPole-v1", seed, base + seed))
+    notes = {"random": {"CartPole-v1": "it never learns, by design.", "Acrobot-v1": "not in this grid"}}
+    readme = report.build(tmp_path / "s", reps=100, notes=notes)["README.md"].decode()
+    assert "| random | 3 | 23.00 [22.00, 24.00] | 0.00 (note 1) |" in readme
+    assert "\n1. `random`: it never learns, by design.\n" in readme and "not in this grid" not in readme
+    assert "(note" not in report.build(tmp_path / "s", reps=100)["README.md"].decode()
+
+
 def test_report_is_reproducible_and_check_catches_stale(tmp_path):
     store = Store(tmp_path / "s")
     for agent, base in (("dqn", 300.0), ("random", 22.0)):
