@@ -30,6 +30,8 @@ def probe(agent, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     with torch.no_grad():
         top2 = q_all.topk(2, dim=-1).values if q_all.shape[-1] > 1 else torch.cat([q_all, q_all], -1)
         greedy = q_all.argmax(-1).numpy()
+        hidden: list[torch.Tensor] = []
+        trunk = q_net.features(obs, hidden)  # once, for the dead units and the dueling streams
         counts = np.stack([np.bincount(g, minlength=agent.n_actions) for g in greedy])
         out = {
             "epsilon": agent.current_epsilon(),
@@ -41,10 +43,10 @@ def probe(agent, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "clipped": (grad_norm > c.max_grad_norm).numpy().astype(float) if c.max_grad_norm else np.zeros(agent.k),
             "action_gap": (top2[..., 0] - top2[..., 1]).mean(1).numpy(),
             "top_action_share": counts.max(1) / n,  # 1.0: one action is greedy in every state
-            "dead_units": _dead_units(q_net, obs),
+            "dead_units": _dead_units(hidden, agent.k),
         }
         if q_net.dueling:
-            value, adv = q_net.streams(q_net.features(obs))
+            value, adv = q_net.streams(trunk)
             out["value_mean"] = value.mean(dim=(1, 2)).numpy()
             out["adv_spread"] = (adv.amax(-1) - adv.amin(-1)).mean(1).numpy()
         if agent.tree is not None:
@@ -61,11 +63,10 @@ def probe(agent, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
-def _dead_units(q_net, obs: torch.Tensor) -> np.ndarray:
-    """Share of torso ReLU units that are zero on every probed state, per seed."""
-    hidden: list[torch.Tensor] = []
-    q_net.features(obs, hidden)
+def _dead_units(hidden: list[torch.Tensor], k: int) -> np.ndarray:
+    """Share of torso ReLU units (post-ReLU activations [K, n, width]) that are zero on every
+    probed state, per seed."""
     if not hidden:
-        return np.zeros(q_net.k)
+        return np.zeros(k)
     dead = torch.cat([(a <= 0).all(dim=1) for a in hidden], dim=1)  # [K, units]
     return dead.float().mean(1).numpy()

@@ -148,13 +148,10 @@ class SeedStackQ(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
-        if self.dueling:
-            x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
-        out = self.streams(x)
-        if self.dueling:
-            value, adv = out
-            return value + adv - adv.mean(dim=-1, keepdim=True)
-        return out[0]
+        if not self.dueling:
+            return self.streams(x)[0]
+        value, adv = self.streams(_ScaleGrad.apply(x, TRUNK_GRAD_SCALE))
+        return value + adv - adv.mean(dim=-1, keepdim=True)
 
     def features(self, x: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
         """x[K, B, *obs] -> the shared trunk's output [K, B, width]; appends each post-ReLU

@@ -214,7 +214,7 @@ def cmd_diagnose(args) -> int:
         raise ConfigError(f"agent '{args.agent}' exports no diagnostics(); diagnose covers the dqn family")
     del agent
     rows, results = diagnose.diagnose(specs, args.every)
-    paths = diagnose.write(Path(args.out), specs, rows, results, tuple(args.set or ()))
+    paths = diagnose.write(Path(args.out), specs, rows, results, tuple(args.set))
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0
 

@@ -154,21 +154,29 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     for label, table in suite.get("env", {}).items():
         _check_table({label: table}, {label: dict}, "env.", path)
         _check_table(table, ENV_KEYS, f"env.{label}.", path)
-    known = registry.agent_names()
-    for agent, layers in suite.get("hyperparams", {}).items():
-        _check_table({agent: layers}, {agent: dict}, "hyperparams.", path)
-        if agent not in known:  # a typo would otherwise leave a variant on the default values
-            raise ConfigError(f"suite file {path}: 'hyperparams.{agent}' names no agent or preset; "
-                              f"valid: {', '.join(sorted(known))}")
+    # a typo in an agent's name would otherwise leave a variant on the default values, or a note unprinted
+    for agent, layers in _agent_tables(suite, "hyperparams", path):
         for layer, values in layers.items():
             _check_table({layer: values}, {layer: dict}, f"hyperparams.{agent}.", path)
     # notes.<agent>.<env label> = why a result is what it is; the report prints it beside the number
-    for agent, by_env in suite.get("notes", {}).items():
-        _check_table({agent: by_env}, {agent: dict}, "notes.", path)
+    envs = set(suite.get("envs", [])) | set(suite.get("env", {}))
+    for agent, by_env in _agent_tables(suite, "notes", path):
+        for env, note in by_env.items():
+            if env not in envs:
+                raise ConfigError(f"suite file {path}: 'notes.{agent}.{env}' names no env of this suite; "
+                                  f"valid: {', '.join(sorted(envs))}")
+            _check_table({env: note}, {env: str}, f"notes.{agent}.", path)
+
+
+def _agent_tables(suite: Mapping[str, Any], section: str, path: Path) -> list[tuple[str, dict]]:
+    """(agent, table) of a section keyed by agent names; each must be a table naming a known agent."""
+    known = registry.agent_names()
+    for agent, table in suite.get(section, {}).items():
+        _check_table({agent: table}, {agent: dict}, f"{section}.", path)
         if agent not in known:
-            raise ConfigError(f"suite file {path}: 'notes.{agent}' names no agent or preset; "
+            raise ConfigError(f"suite file {path}: '{section}.{agent}' names no agent or preset; "
                               f"valid: {', '.join(sorted(known))}")
-        _check_table(by_env, {env: str for env in by_env}, f"notes.{agent}.", path)
+    return list(suite.get(section, {}).items())
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, str]:

@@ -123,6 +123,7 @@ BAD_SUITES = [
     (SUITE + "[hyperparams.per_dq.default]\nlearning_rate = 1e-4\n", "'hyperparams.per_dq' names no agent or preset"),
     (SUITE + '[notes.duelling_dqn]\n"CartPole-v1" = "why"\n', "'notes.duelling_dqn' names no agent or preset"),
     (SUITE + '[notes.dqn]\n"CartPole-v1" = 3\n', "'notes.dqn.CartPole-v1' must be a string"),
+    (SUITE + '[notes.dqn]\n"CartPole-v0" = "why"\n', "'notes.dqn.CartPole-v0' names no env of this suite"),
 ]
 
 
