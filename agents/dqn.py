@@ -282,7 +282,10 @@ class DQN:
     def load_policy_state(self, state) -> None:
         with torch.no_grad():  # in place: the numpy greedy views stay live
             for name, p in self.q.named_parameters():
-                p[0].copy_(torch.from_numpy(np.asarray(state[name])))
+                saved = np.asarray(state[name])
+                if saved.shape != p.shape[1:]:  # saved before narrow layers were stored [out, in]
+                    saved = saved.T
+                p[0].copy_(torch.from_numpy(saved))
 
     def state_dict(self) -> dict:
         return {

@@ -90,19 +90,37 @@ def q_network(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...
 
 
 class _SeedLinear(torch.autograd.Function):
-    """y[k] = x[k] @ w[k] + b[k] with the backward GEMMs in the layouts BLAS runs fastest
-    (autograd's own baddbmm backward transposes the weight gradient and copies it again)."""
+    """y[k] = x[k] @ W[k] + b[k], the weight stored in either layout (see `in_out`), with every
+    GEMM in the layout BLAS runs fastest (autograd's own baddbmm backward transposes the weight
+    gradient and copies it again)."""
 
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        return torch.baddbmm(b, x, w)
+        return torch.baddbmm(b, x, in_out(w, b.shape[-1]))
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        grad_x = torch.bmm(grad, w.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        return grad_x, torch.bmm(x.transpose(1, 2), grad), grad.sum(1, keepdim=True)
+        stored_in_out = w.shape[2] == grad.shape[-1]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, w.transpose(1, 2) if stored_in_out else w)
+        # the weight's gradient in its own storage layout: x^T g as [K, in, out], g^T x as [K, out, in]
+        grad_w = torch.bmm(x.transpose(1, 2), grad) if stored_in_out else torch.bmm(grad.transpose(1, 2), x)
+        return grad_x, grad_w, grad.sum(1, keepdim=True)
+
+
+def in_out(w, out_features: int):
+    """A stacked linear weight as [K, in, out], a view whatever its storage layout.
+
+    Batched GEMMs crawl when the weight's contiguous axis is tiny (a Q head's 2-18 actions,
+    dueling's value of 1: 3-7x slower than the transposed layout at 64-128 x 256 x 2-3). So a
+    layer keeps its larger axis contiguous: [K, in, out] when out >= in, else [K, out, in], as
+    nn.Linear stores it. (Square layers are [K, in, out], so w.shape[2] tells them apart.)
+    Tensors and numpy arrays alike.
+    """
+    return w if w.shape[2] == out_features else w.swapaxes(1, 2)
 
 
 def _linears(module: nn.Module) -> list[nn.Linear]:
@@ -113,8 +131,9 @@ class SeedStackQ(nn.Module):
     """K copies of one architecture, seed k's weights initialized exactly as `nets[k]`.
 
     Layout: a torso of layers each followed by ReLU, then one head (Q) or two (V, A) whose layers
-    have ReLU between them. Linear weights are stored [K, in, out], biases [K, 1, out]; conv
-    weights [K, out, in, kh, kw]. forward takes x[K, B, *obs_shape] and returns Q[K, B, A].
+    have ReLU between them. Linear weights are stored [K, in, out] or, when out < in, [K, out, in]
+    (see `in_out`), biases [K, 1, out]; conv weights [K, out, in, kh, kw]. forward takes
+    x[K, B, *obs_shape] and returns Q[K, B, A].
     """
 
     def __init__(self, nets: list[nn.Module]):
@@ -142,7 +161,8 @@ class SeedStackQ(nn.Module):
     def _stack_linears(per_seed: list[list[nn.Linear]]) -> nn.ParameterList:
         params = []
         for layer in zip(*per_seed):
-            params.append(_stack([lin.weight.T for lin in layer]))  # [K, in, out]
+            narrow = layer[0].out_features < layer[0].in_features
+            params.append(_stack([lin.weight if narrow else lin.weight.T for lin in layer]))  # see in_out
             params.append(_stack([lin.bias[None] for lin in layer]))  # [K, 1, out]
         return nn.ParameterList(params)
 
@@ -192,9 +212,8 @@ class SeedStackQ(nn.Module):
         """
         if self.image:
             return None
-        torso = [p.detach().numpy() for p in self.torso]
-        head = [p.detach().numpy() for p in self.heads[-1]]
-        layers = list(zip(torso[::2], torso[1::2])) + list(zip(head[::2], head[1::2]))
+        params = [p.detach().numpy() for p in [*self.torso, *self.heads[-1]]]
+        layers = [(in_out(w, b.shape[-1]), b) for w, b in zip(params[::2], params[1::2])]
 
         def greedy(obs: np.ndarray) -> np.ndarray:
             x = np.asarray(obs, dtype=np.float32).reshape(len(obs), 1, -1)  # [K, 1, obs]

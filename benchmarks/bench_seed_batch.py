@@ -34,10 +34,8 @@ PRESETS = ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "combined_dqn"]
 def gemm_shapes(agent, batch: int) -> list[tuple[int, int, int]]:
     """(rows, in, out) of every linear layer one seed's network applies to a batch."""
     q = agent.q
-    layers = [(q.torso[i].shape[1], q.torso[i].shape[2]) for i in range(0, len(q.torso), 2)]
-    for head in q.heads:
-        layers += [(head[i].shape[1], head[i].shape[2]) for i in range(0, len(head), 2)]
-    return [(batch, i, o) for i, o in layers]
+    params = list(q.torso) + [p for head in q.heads for p in head]
+    return [(batch, w[0].numel() // b.shape[-1], b.shape[-1]) for w, b in zip(params[::2], params[1::2])]
 
 
 def step_flops(agent, k: int, batch: int) -> float:
@@ -50,13 +48,19 @@ def step_flops(agent, k: int, batch: int) -> float:
 
 
 def bare_gemm_seconds(agent, k: int, batch: int, reps: int = 50, trials: int = 5) -> float:
-    """Seconds for the bmm calls of one gradient step, nothing else, at the same shapes: the best
+    """Seconds for the bmm calls of one gradient step, nothing else, at the same shapes and in the
+    network's own weight layouts (the faster one per layer, see agents.networks.in_out): the best
     of `trials` timings of `reps` steps, since a floor is the fastest those GEMMs can go."""
+    from agents.networks import in_out
+
     calls = []
     for n, (r, i, o) in enumerate(gemm_shapes(agent, batch)):
-        x, w, g = torch.randn(k, r, i), torch.randn(k, i, o), torch.randn(k, r, o)
+        x, g = torch.randn(k, r, i), torch.randn(k, r, o)
+        stored = torch.randn(k, o, i) if o < i else torch.randn(k, i, o)
+        w = in_out(stored, o)  # [k, in, out], a view
         calls.append((x, w))  # online forward
-        calls.append((x.transpose(1, 2), g))  # weight gradient
+        # weight gradient, produced in the stored layout
+        calls.append((g.transpose(1, 2), x) if o < i else (x.transpose(1, 2), g))
         if n:
             calls.append((g, w.transpose(1, 2)))  # input gradient
         calls += [(x, w)] * (2 if agent.cfg.double else 1)  # target (and double's online) forward

@@ -69,7 +69,7 @@ def test_dueling_aggregation_identity():
 def test_dueling_trunk_gradient_is_rescaled_by_inverse_sqrt2():
     """Wang et al. 2016: the streams' gradient entering the shared trunk is scaled by 1/sqrt(2);
     the streams' own gradients and the forward pass are untouched."""
-    from agents.networks import seed_stack
+    from agents.networks import in_out, seed_stack
 
     net = seed_stack((3,), 2, (4, 5), True, [0])
     x = torch.randn(1, 6, 3)
@@ -77,10 +77,13 @@ def test_dueling_trunk_gradient_is_rescaled_by_inverse_sqrt2():
     got = [p.grad.clone() for p in net.parameters()]
     # by hand: the same net with the rescale undone through hooks equals sqrt(2) x the trunk grads
     net.zero_grad()
-    h = F.relu(torch.baddbmm(net.torso[1], x, net.torso[0]))
+    def linear(x, w, b):
+        return torch.baddbmm(b, x, in_out(w, b.shape[-1]))
+
+    h = F.relu(linear(x, net.torso[0], net.torso[1]))
     h.retain_grad()
-    value = torch.baddbmm(net.heads[0][3], F.relu(torch.baddbmm(net.heads[0][1], h, net.heads[0][0])), net.heads[0][2])
-    adv = torch.baddbmm(net.heads[1][3], F.relu(torch.baddbmm(net.heads[1][1], h, net.heads[1][0])), net.heads[1][2])
+    value = linear(F.relu(linear(h, net.heads[0][0], net.heads[0][1])), net.heads[0][2], net.heads[0][3])
+    adv = linear(F.relu(linear(h, net.heads[1][0], net.heads[1][1])), net.heads[1][2], net.heads[1][3])
     q = value + adv - adv.mean(-1, keepdim=True)
     torch.testing.assert_close(q, net(x))
     q.sum().backward()
@@ -141,6 +144,27 @@ def test_seed_stack_is_k_independent_networks_initialized_by_their_own_seed():
             for k, seed in enumerate([7, 0, 7]):
                 torch.manual_seed(seed)
                 torch.testing.assert_close(out[k], q_network(shape, 3, (16, 16), dueling)(x[k]), rtol=1e-5, atol=1e-5)
+
+
+def test_seed_stack_gradients_equal_each_seeds_own_network_in_either_weight_layout():
+    """Backward through the stacked layers (weights [K, in, out], or [K, out, in] when out < in)
+    gives every seed exactly the gradients nn.Linear gives its own network."""
+    from agents.networks import _linears, in_out, q_network, seed_stack
+
+    for shape, hidden in (((5,), (16, 16)), ((20,), (16, 8))):  # wide, square and narrow layers
+        for dueling in (False, True):
+            net = seed_stack(shape, 3, hidden, dueling, [7, 0])
+            x = torch.randn(2, 6, *shape)
+            net(x).square().sum().backward()
+            params = list(net.torso) + [p for head in net.heads for p in head]
+            for k, seed in enumerate([7, 0]):
+                torch.manual_seed(seed)
+                ref = q_network(shape, 3, hidden, dueling)
+                ref(x[k]).square().sum().backward()
+                for lin, w, b in zip(_linears(ref), params[::2], params[1::2], strict=True):
+                    assert w.shape[1:] == (lin.weight.T.shape if lin.out_features >= lin.in_features else lin.weight.shape)
+                    torch.testing.assert_close(in_out(w.grad, lin.out_features)[k], lin.weight.grad.T, rtol=1e-5, atol=1e-5)
+                    torch.testing.assert_close(b.grad[k, 0], lin.bias.grad, rtol=1e-5, atol=1e-5)
 
 
 def test_per_seed_grad_clipping_by_hand():
