@@ -282,10 +282,7 @@ class DQN:
     def load_policy_state(self, state) -> None:
         with torch.no_grad():  # in place: the numpy greedy views stay live
             for name, p in self.q.named_parameters():
-                saved = np.asarray(state[name])
-                if saved.shape != p.shape[1:]:  # saved before narrow layers were stored [out, in]
-                    saved = saved.T
-                p[0].copy_(torch.from_numpy(saved))
+                p[0].copy_(_in_layout(torch.as_tensor(np.asarray(state[name])), p[0]))
 
     def state_dict(self) -> dict:
         return {
@@ -299,6 +296,14 @@ class DQN:
         }
 
     def load_state_dict(self, state) -> None:
+        names = [name for name, _ in self.q.named_parameters()]
+        for net in ("q", "q_target"):
+            state[net] = {**state[net], **{n: _in_layout(state[net][n], p) for n, p in zip(names, self.params)}}
+        for i, p in enumerate(self.params):  # Adam's moments are laid out as their parameter
+            moments = state["optimizer"]["state"].get(i, {})
+            for m in ("exp_avg", "exp_avg_sq"):
+                if m in moments:
+                    moments[m] = _in_layout(moments[m], p)
         self.q.load_state_dict(state["q"])  # in place: the numpy greedy views stay live
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -311,6 +316,14 @@ class DQN:
             rng.bit_generator.state = s
         self.steps, episodes, self.since_train, max_priority = state["counters"]
         self.episodes[:], self.max_priority[:] = episodes, max_priority
+
+
+def _in_layout(saved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A weight (or its Adam moment) saved before layers with out < in were stored [.., out, in]
+    (agents.networks.in_out) comes back in today's layout, so older checkpoints and policies load."""
+    if saved.shape != like.shape and saved.shape == like.transpose(-1, -2).shape:
+        return saved.transpose(-1, -2).contiguous()
+    return saved
 
 
 def td_target(q, q_target, next_obs, returns, discount, double: bool) -> torch.Tensor:
