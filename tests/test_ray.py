@@ -110,7 +110,7 @@ def test_ctrl_c_cancels_the_tasks_and_stops_the_local_instance(tmp_path):
             break
     time.sleep(8)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300)  # Ray shuts its workers down slowly on a loaded machine
     assert proc.returncode == 130 and "interrupted" in err, err
     assert not list(tmp_path.glob("*/runs/*.json"))  # nothing finished, nothing half-written
     time.sleep(2)
