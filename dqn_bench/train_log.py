@@ -72,6 +72,8 @@ class Ticker:
     """Tells `progress(n)` of the env steps done (n = steps x seeds), about once a second; the
     clock is read every 256 steps only, so an unwatched run pays nothing measurable."""
 
+    interval = 1.0  # seconds between reports
+
     def __init__(self, progress: Callable[[int], None] | None, seeds: int, step0: int):
         self.progress, self.seeds, self.reported, self.last = progress, seeds, step0, time.monotonic()
         if progress and step0:
@@ -81,6 +83,6 @@ class Ticker:
         if self.progress is None or (step % 256 and not force) or step <= self.reported:
             return
         now = time.monotonic()
-        if force or now - self.last >= 1.0:
+        if force or now - self.last >= self.interval:
             self.progress((step - self.reported) * self.seeds)
             self.reported, self.last = step, now
