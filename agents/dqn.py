@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from agents.adam import Adam
 from agents.frame_replay import FrameReplay
 from agents.networks import seed_stack
 from agents.replay import ReplayBuffer
@@ -109,9 +110,7 @@ class DQN:
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
         self.greedy = self.q.numpy_greedy()  # numpy views of the live weights (MLP), else None
-        # fused: one kernel for all parameters instead of ~6 ops per tensor per step on CPU
-        self.optimizer = torch.optim.Adam(self.params, lr=c.learning_rate, eps=c.adam_eps, fused=True)
-        self._adam = None  # its state tensors, once they exist (see _adam_step)
+        self.optimizer = Adam(self.params, lr=c.learning_rate, eps=c.adam_eps)  # torch's fused Adam kernel
         self._synced = True  # the target equals the online net (a hard copy can be skipped)
         streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]  # a seed's streams are its own
         self.rngs = [np.random.default_rng(s[0]) for s in streams]  # exploration
@@ -238,11 +237,11 @@ class DQN:
         else:
             per_sample = F.mse_loss(q, target, reduction="none")
         loss = (per_sample if weights is None else weights * per_sample).mean(dim=1)  # [K]
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.sum().backward()
         if self.cfg.max_grad_norm > 0:
             clip_grad_norm(self.params, self.cfg.max_grad_norm)
-        self._adam_step()
+        self.optimizer.step()
         td = (target - q).detach().numpy() if weights is not None else None
         return loss.detach(), td
 
@@ -252,27 +251,6 @@ class DQN:
         from agents.dqn_diagnostics import probe  # it imports this module's target math
 
         return probe(self, n, rng)
-
-    def _adam_step(self) -> None:
-        """optimizer.step() without its per-call Python bookkeeping (~0.6 ms of a ~10 ms CartPole
-        step): the same fused kernel on the optimizer's own state tensors, so results and
-        checkpoints are exactly torch.optim.Adam's."""
-        if self._adam is None:
-            if not self.optimizer.state:  # the first step creates the moments
-                self.optimizer.step()
-                self._adam = self._adam_state()
-                return
-            self._adam = self._adam_state()
-        exp_avg, exp_avg_sq, steps, hyper = self._adam
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(self.params, [p.grad for p in self.params], exp_avg, exp_avg_sq, [], steps,
-                           amsgrad=False, maximize=False, grad_scale=None, found_inf=None, **hyper)
-
-    def _adam_state(self) -> tuple:
-        group, states = self.optimizer.param_groups[0], [self.optimizer.state[p] for p in self.params]
-        return ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [s["step"] for s in states],
-                dict(lr=group["lr"], beta1=group["betas"][0], beta2=group["betas"][1], eps=group["eps"],
-                     weight_decay=group["weight_decay"]))
 
     # -- checkpointing --------------------------------------------------------------------
     def policy_state(self, k: int) -> dict:
@@ -307,7 +285,6 @@ class DQN:
         self.q.load_state_dict(state["q"])  # in place: the numpy greedy views stay live
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self._adam = None  # the loaded moments are new tensors
         self._synced = False  # unknown: copy at the next target update
         self.replay.load_state_dict(state["replay"])
         if self.tree is not None:

@@ -205,12 +205,13 @@ def test_a_gradient_step_in_a_batch_equals_the_same_step_alone(preset):
         torch.testing.assert_close(p_batch[1:2], p_alone, rtol=1e-4, atol=1e-5)
 
 
-def test_direct_fused_adam_step_is_exactly_torch_adam_step():
-    """_adam_step skips Adam.step's bookkeeping; weights and moments must not move by one bit."""
+def test_adam_is_exactly_torch_adam_across_a_checkpoint_reload():
+    """agents.adam.Adam runs torch's fused kernel without torch.optim: weights and moments must not
+    move by one bit against torch.optim.Adam(fused=True), and each loads the other's state."""
     space = spaces.Box(-2, 2, (4,), np.float32)
     cfg = DQNConfig(learning_starts=20, train_freq=5, gradient_steps=2, batch_size=8, hidden=(16, 16), adam_eps=1e-3)
     ours, ref = make(space, spaces.Discrete(2), cfg, (3, 4)), make(space, spaces.Discrete(2), cfg, (3, 4))
-    ref._adam_step = ref.optimizer.step
+    ref.optimizer = torch.optim.Adam(ref.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
     rng = np.random.default_rng(0)
     for t in range(60):
         obs, nxt = rng.normal(size=(2, 2, 4)).astype(np.float32)
@@ -218,13 +219,20 @@ def test_direct_fused_adam_step_is_exactly_torch_adam_step():
                             rng.random(2) < 0.1, np.zeros(2, bool))
         ours.observe(batch)
         ref.observe(batch)
-        if t == 30:  # a checkpoint reload swaps the moment tensors under the cached lists
+        if t == 30:
             ours.load_state_dict(ours.state_dict())
     assert ref.optimizer.state[ref.params[0]]["step"] == 18  # 9 rounds (steps 20, 25, .., 60) x 2
-    for a, b in zip(ours.params, ref.params):
+    fresh = make(space, spaces.Discrete(2), cfg, (3, 4))
+    fresh.optimizer.load_state_dict(ref.optimizer.state_dict())  # torch's format into ours
+    back = torch.optim.Adam(ref.params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    back.load_state_dict(ours.optimizer.state_dict())  # and ours into torch's
+    for i, (a, b) in enumerate(zip(ours.params, ref.params)):
         assert torch.equal(a, b)
-        for key in ("exp_avg", "exp_avg_sq", "step"):
-            assert torch.equal(ours.optimizer.state[a][key], ref.optimizer.state[b][key])
+        for adam in (ours.optimizer, fresh.optimizer):
+            assert torch.equal(adam.exp_avg[i], ref.optimizer.state[b]["exp_avg"])
+            assert torch.equal(adam.exp_avg_sq[i], ref.optimizer.state[b]["exp_avg_sq"])
+            assert torch.equal(adam.steps[i], ref.optimizer.state[b]["step"])
+        assert torch.equal(back.state[b]["exp_avg_sq"], ref.optimizer.state[b]["exp_avg_sq"])
 
 
 def test_hard_target_updates_skipped_only_when_nothing_changed(monkeypatch):

@@ -1,0 +1,54 @@
+"""Adam as torch.optim.Adam(fused=True) computes it, without torch.optim around the kernel.
+
+The update is torch's own fused kernel on moments and step counts kept here, so weights and
+moments match torch.optim.Adam bit for bit (tests/test_dqn_math.py). What it drops: torch.optim's
+per-call bookkeeping and the torch._dynamo import its constructor triggers (~1 s per process),
+both paid for nothing by a training loop of tiny steps. state_dict() is torch.optim.Adam's
+format, so a checkpoint loads into either.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class Adam:
+    def __init__(self, params: list[torch.Tensor], lr: float, eps: float, betas: tuple[float, float] = (0.9, 0.999)):
+        self.params = params
+        self.hyper = dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=0.0)
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]  # as fused Adam keeps them
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        torch._foreach_add_(self.steps, 1)
+        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
+                           self.steps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
+                           **self.hyper)
+
+    def state_dict(self) -> dict:
+        h = self.hyper
+        started = self.steps[0].item() > 0  # torch.optim.Adam has no state before its first step
+        return {
+            "state": {i: {"step": s, "exp_avg": m, "exp_avg_sq": v}
+                      for i, (s, m, v) in enumerate(zip(self.steps, self.exp_avg, self.exp_avg_sq))} if started else {},
+            "param_groups": [{"lr": h["lr"], "betas": (h["beta1"], h["beta2"]), "eps": h["eps"],
+                              "weight_decay": h["weight_decay"], "amsgrad": False, "maximize": False,
+                              "foreach": None, "capturable": False, "differentiable": False, "fused": True,
+                              "params": list(range(len(self.params)))}],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Either format's state (this class's or torch.optim.Adam's), copied into place."""
+        with torch.no_grad():
+            for i, (s, m, v) in enumerate(zip(self.steps, self.exp_avg, self.exp_avg_sq)):
+                saved = state["state"].get(i)
+                if saved is None:  # saved before the first step
+                    s.zero_(), m.zero_(), v.zero_()
+                    continue
+                s.copy_(torch.as_tensor(saved["step"]))
+                m.copy_(saved["exp_avg"])
+                v.copy_(saved["exp_avg_sq"])
