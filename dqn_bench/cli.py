@@ -106,7 +106,8 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
     todo = [s for s in specs if s.key not in done]
     workers = args.workers or default_workers()
     checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else store.root / "checkpoints"
-    batches = plan_batches(todo, workers, args.seed_batch, memory, checkpoint_dir)
+    seed_batch = args.seed_batch if args.seed_batch is not None else suite.get("seed_batch")
+    batches = plan_batches(todo, workers, seed_batch, memory, checkpoint_dir)
     workers = min(workers, max(1, len(batches)))
     store.check_writable()  # the last check: it creates the folder
     per_batch = max((sum(memory.get((s.agent, s.env), 0) for s in b) for b in batches), default=0)
@@ -278,7 +279,7 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
     p.add_argument("--seed-batch", type=int, metavar="K",
                    help="train up to K seeds of one configuration together in one process (1 = one seed "
-                        "per process; default: as large as keeps every worker busy)")
+                        "per process; default: the suite's seed_batch, else as large as keeps every worker busy)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override an agent config key or budget/eval_every/eval_episodes/final_eval_episodes")
     p.add_argument("--env-package", action="append", default=[], help="import a package that registers envs")

@@ -124,7 +124,7 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
 _NAMES = (list, str)
 SUITE_KEYS: dict[str, Any] = {
     "name": str, "description": str, "agents": _NAMES, "envs": _NAMES, "seeds": int,
-    "checkpoint_every": int, "defaults": dict, "env": dict, "hyperparams": dict, "notes": dict,
+    "checkpoint_every": int, "seed_batch": int, "defaults": dict, "env": dict, "hyperparams": dict, "notes": dict,
 }
 ENV_KEYS: dict[str, Any] = {"id": str, "kwargs": dict, **RUN_KEYS}
 
@@ -150,6 +150,8 @@ def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str
 def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     """Type-check every field of a suite file; one-line ConfigError naming file, key and type."""
     _check_table(suite, SUITE_KEYS, "", path)
+    if suite.get("seed_batch", 1) < 1:
+        raise ConfigError(f"suite file {path}: 'seed_batch' must be >= 1, got {suite['seed_batch']}")
     _check_table(suite.get("defaults", {}), RUN_KEYS, "defaults.", path)
     for label, table in suite.get("env", {}).items():
         _check_table({label: table}, {label: dict}, "env.", path)

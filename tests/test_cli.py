@@ -34,6 +34,21 @@ def test_smoke_run_then_resume_skips_finished(run_cli, tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished runs untouched
 
 
+def test_a_suites_seed_batch_is_the_default_and_the_flag_overrides_it(run_cli, tmp_path):
+    suite = tmp_path / "batched.toml"
+    suite.write_text('agents = ["dqn"]\nenvs = ["CartPole-v1"]\nseeds = 2\nseed_batch = 1\n'
+                     "[defaults]\nbudget = 60\neval_every = 60\neval_episodes = 1\n"
+                     "[hyperparams.dqn.default]\nlearning_starts = 30\nbatch_size = 8\nhidden = [8]\n")
+    r = run_cli("run", "--suite", suite, "--workers", "1", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "2 to run in 2 seed batch(es) of 1" in r.stderr
+    assert [rec["seed_batch"] for rec in records(tmp_path / "a")] == [1, 1]
+    r = run_cli("run", "--suite", suite, "--workers", "1", "--seed-batch", "2", "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert "2 to run in 1 seed batch(es) of 2" in r.stderr
+    assert [rec["seed_batch"] for rec in records(tmp_path / "b")] == [2, 2]
+
+
 def test_list_names_agents_presets_suites(run_cli):
     r = run_cli("list")
     assert r.returncode == 0
@@ -113,6 +128,7 @@ SUITE = 'agents = ["random"]\nenvs = ["CartPole-v1"]\nseeds = 1\n[defaults]\nbud
 BAD_SUITES = [
     (SUITE.replace("seeds = 1", 'seeds = "three"'), "'seeds' must be an integer, got str 'three'"),
     (SUITE.replace("seeds = 1", "seeds = true"), "'seeds' must be an integer, got bool"),
+    ("seed_batch = 0\n" + SUITE, "'seed_batch' must be >= 1, got 0"),
     ("bogus_key = 3\n" + SUITE, "unknown key 'bogus_key'; valid: agents,"),
     (SUITE.replace('envs = ["CartPole-v1"]', 'envs = "CartPole-v1"'), "'envs' must be a list of strings"),
     (SUITE.replace("budget = 100", "budget = 1e5"), "'defaults.budget' must be an integer, got float"),
