@@ -13,6 +13,14 @@ from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).parent
+AT_100K = "(100k steps)"  # label suffix of the published Atari-100k numbers
+ATARI_100K_PROTOCOL = (
+    "the Atari-100k protocol, not ours. DER, DrQ(eps) and SPR as Dopamine's atari_100k configs run them: "
+    "no sticky actions, a lost life ends a training episode, evaluation at epsilon 0.001 over 100 episodes "
+    "of up to 27k agent steps; SimPLe, IRIS, EfficientZero and MuZero as their papers report. Ours follows "
+    "Machado et al. 2018 (sticky actions 0.25, no life-loss signal, 5 evaluation episodes per seed), "
+    "which is harder: read them as context, not as a like-for-like comparison (sources: baselines/SOURCES.md)."
+)
 
 
 class NoReference(KeyError):
@@ -58,6 +66,8 @@ def _table() -> dict[tuple[str, str], Reference]:
     for r in _rows("atari_dqn_reference.csv"):
         frames = f"{int(r['frames']) // 1_000_000}M frames" if r["frames"] else "frames n/a"
         published.setdefault(r["ale_v5_id"], {})[f"{r['agent']} ({frames})"] = float(r["score"])
+    for r in _rows("atari100k_reference.csv"):
+        published.setdefault(r["ale_v5_id"], {})[f"{r['agent']} {AT_100K}"] = float(r["score"])
     for r in _rows("atari_random_human.csv"):
         refs[(r["ale_v5_id"], "{}")] = Reference(r["ale_v5_id"], "atari", float(r["random"]), float(r["human"]),
                                                  "human", published.get(r["ale_v5_id"], {}))

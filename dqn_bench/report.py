@@ -21,6 +21,7 @@ from dqn_bench.store import Store  # noqa: E402
 BASE_AGENT = "dqn"
 PEER_AGENT = "sb3_dqn"  # the peer run by this harness: our agents' P(improvement) over it is reported
 SOLVED_EPISODES = 100  # gymnasium's "solved": a 100-episode mean at or above the reward threshold
+ATARI_100K_FRAMES = 400_000  # 100k agent steps x frame skip 4: the Atari-100k budget
 
 
 def _ci(point, lo, hi, digits=2) -> str:
@@ -35,29 +36,42 @@ def _png(fig) -> bytes:
 
 
 def _published(ref, frames: int) -> dict[str, float]:
-    """Atari: Nature DQN plus Dopamine at the frame count nearest ours; other envs: all."""
+    """Atari at 100k agent steps: the Atari-100k agents, plus Nature DQN for scale; other Atari
+    budgets: Nature DQN plus Dopamine at the frame count nearest ours; other envs: all."""
     if ref.kind != "atari":
         return dict(ref.published)
+    nature = {k: v for k, v in ref.published.items() if k.startswith("DQN (Nature")}
+    if frames == ATARI_100K_FRAMES:
+        return {k: v for k, v in ref.published.items() if k.endswith(baselines.AT_100K)} | nature
     at = {k: int(m.group(1)) * 1_000_000 for k in ref.published if (m := re.search(r"\((\d+)M frames\)", k))}
     dopamine = [f for k, f in at.items() if k.startswith("Dopamine")]
     nearest = min(dopamine, key=lambda f: abs(f - frames), default=None)
-    return {k: v for k, v in ref.published.items()
-            if k.startswith("DQN (Nature") or (k.startswith("Dopamine") and at.get(k) == nearest)}
+    return nature | {k: v for k, v in ref.published.items() if k.startswith("Dopamine") and at.get(k) == nearest}
 
 
-def atari5_prediction(per_env: pd.DataFrame, df: pd.DataFrame) -> dict[str, float]:
-    """Atari-5 predicted median human-normalized score (%) per agent, when all five games ran."""
-    weights = baselines.atari5_weights()
-    norms = baselines.atari5_normalization()
-    if not set(weights) <= set(df["env_id"]):
+def atari5_prediction(df: pd.DataFrame, reps: int) -> dict[str, tuple[float, float, float]]:
+    """Atari-5 (Aitchison et al. 2022) prediction of the Atari-57 median human-normalized score
+    (%), per agent that ran all five games: 10^(sum_g w_g log10(1 + HNS_g)) - 1 over the per-game
+    mean raw scores, HNS clipped at 0, with a 95% stratified-bootstrap CI over seeds
+    -> {agent: (point, low, high)}."""
+    weights, norms = baselines.atari5_weights(), baselines.atari5_normalization()
+    games = list(weights)
+    w = np.array([weights[g] for g in games])
+    lo, hi = np.array([norms[g][0] for g in games]), np.array([norms[g][1] for g in games])
+
+    def predict(scores):  # [seeds, games] raw scores -> [1]
+        hns = np.maximum(100 * (scores.mean(axis=0) - lo) / (hi - lo), 0.0)
+        return np.array([10 ** (w @ np.log10(1 + hns)) - 1])
+
+    matrices = {}
+    for agent, g in df[df["env_id"].isin(games)].groupby("agent"):
+        columns = [g[g["env_id"] == game].sort_values("seed")["final_score"].to_numpy(float) for game in games]
+        if all(len(c) == len(columns[0]) > 0 for c in columns):  # the bootstrap needs [seeds, games]
+            matrices[agent] = np.stack(columns, axis=1)
+    if not matrices:
         return {}
-    out = {}
-    for agent, g in per_env.groupby("agent"):
-        by_id = dict(zip(df.drop_duplicates("env").set_index("env").loc[g["env"], "env_id"], g["mean"]))
-        log = sum(w * np.log10(1 + max(100 * (by_id[e] - norms[e][0]) / (norms[e][1] - norms[e][0]), 0.0))
-                  for e, w in weights.items())
-        out[agent] = 10**log - 1
-    return out
+    points, cis = stats.intervals(matrices, predict, reps)
+    return {a: (points[a][0], cis[a][0, 0], cis[a][1, 0]) for a in matrices}
 
 
 def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
@@ -134,7 +148,7 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     ax.legend(fontsize="small")
     out["sample_efficiency.png"] = _png(fig)
 
-    predicted = atari5_prediction(per_env, df)
+    predicted = atari5_prediction(df, reps)
     out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
                                  notes or {}).encode()
     return out
@@ -182,8 +196,9 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
             lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in rows.iterrows()]
     if predicted:
         lines += ["", "Atari-5 prediction of the Atari-57 median human-normalized score (Aitchison et al. 2022, "
-                  "weights in `baselines/atari5.csv`):", "", "| agent | predicted median HNS (%) |", "|---|---|"]
-        lines += [f"| {a} | {v:.1f} |" for a, v in sorted(predicted.items())]
+                  "weights in `baselines/atari5.csv`; 95% stratified-bootstrap CI over seeds):", "",
+                  "| agent | predicted median HNS (%) |", "|---|---|"]
+        lines += [f"| {a} | {_ci(*v, digits=1)} |" for a, v in sorted(predicted.items())]
     lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
     for env, g in per_env.groupby("env"):
         ref = refs[env]
@@ -203,6 +218,8 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
                          f"{r['normalized']:.2f}" + (f" (note {len(why)})" if note else "") + " |"
                          + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines += ["", *why, ""] if why else [""]
+    if per_env["published"].str.contains(baselines.AT_100K, regex=False).any():
+        lines += [f"Published {baselines.AT_100K[1:-1]}: {baselines.ATARI_100K_PROTOCOL}", ""]
     if any(ref.reference_name == "threshold" for ref in refs.values()):
         lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
                   "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]

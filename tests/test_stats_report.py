@@ -142,3 +142,37 @@ def test_two_records_for_one_cell_are_refused(tmp_path):
     store.write(other)
     with pytest.raises(ConfigError, match="several records for dqn/CartPole-v1/seed 0"):
         stats.check_grid(stats.tidy(store.records()))
+
+
+def test_atari5_prediction_by_hand_with_its_interval():
+    import pandas as pd
+
+    weights, norms = baselines.atari5_weights(), baselines.atari5_normalization()
+    rows = []
+    for seed in range(3):
+        for game, (rand, human) in norms.items():
+            rows.append({"agent": "at_human", "env_id": game, "seed": seed, "final_score": human})
+            rows.append({"agent": "at_random", "env_id": game, "seed": seed, "final_score": rand - 5.0})  # clipped at 0
+            one = human if game == "ALE/BattleZone-v5" else rand
+            rows.append({"agent": "battlezone_only", "env_id": game, "seed": seed, "final_score": one})
+    rows.append({"agent": "four_games", "env_id": "ALE/Qbert-v5", "seed": 0, "final_score": 1.0})
+    got = report.atari5_prediction(pd.DataFrame(rows), reps=50)
+    assert set(got) == {"at_human", "at_random", "battlezone_only"}  # an agent needs all five games
+    # 10^(sum_g w_g log10(1 + 100)) - 1 when every game is at human (HNS 100%)
+    assert got["at_human"] == pytest.approx((101 ** sum(weights.values()) - 1,) * 3)
+    assert got["at_random"] == pytest.approx((0.0, 0.0, 0.0))
+    assert got["battlezone_only"][0] == pytest.approx(101 ** weights["ALE/BattleZone-v5"] - 1)  # ~4.8%
+    spread = [{**r, "final_score": r["final_score"] + 1000 * r["seed"]} for r in rows if r["agent"] == "at_human"]
+    point, low, high = report.atari5_prediction(pd.DataFrame(spread), reps=200)["at_human"]
+    assert low < point < high  # seeds that differ give a real interval
+
+
+def test_atari_100k_budget_shows_the_published_100k_numbers_and_their_protocol():
+    bz = baselines.reference("ALE/BattleZone-v5")
+    at_100k = report._published(bz, 400_000)
+    assert at_100k["DER (van Hasselt et al. 2019) (100k steps)"] == 10124.6
+    assert any(k.startswith("DQN (Nature") for k in at_100k)
+    assert not any(k.startswith("Dopamine") for k in at_100k)  # 10M+ frames: not beside a 400k-frame run
+    at_10m = report._published(bz, 40_000_000)
+    assert not any(k.endswith("(100k steps)") for k in at_10m) and any(k.startswith("Dopamine") for k in at_10m)
+    assert "no sticky actions" in baselines.ATARI_100K_PROTOCOL
