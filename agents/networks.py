@@ -140,7 +140,6 @@ class _SeedMLP(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_q):
         net, trace = ctx.net, ctx.trace
-        ctx.trace = None
         layers = net.layer_pairs(ctx.saved_tensors)
         if net.dueling:  # Q = V + A - mean(A): dV = sum_a dQ, dA = dQ - sum_a dQ / |A|
             total = grad_q.sum(-1, keepdim=True)
