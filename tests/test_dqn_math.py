@@ -257,3 +257,15 @@ def test_hard_target_updates_skipped_only_when_nothing_changed(monkeypatch):
     # rounds (after the update of their own step) at 10, 17, .., 87; the first update after each
     # round copies, every other update is skipped; after the reload at 40 the next update copies
     assert copies == [12, 18, 27, 33, 39, 42, 48, 54, 60, 69, 75, 81]
+
+
+def test_a_retained_graph_runs_backward_twice():
+    from agents.networks import seed_stack
+
+    net = seed_stack((5,), 3, (16, 16), True, [0, 1])
+    loss = net(torch.randn(2, 4, 5)).square().sum()
+    loss.backward(retain_graph=True)
+    once = [p.grad.clone() for p in net.parameters()]
+    loss.backward()  # accumulates the same gradients again
+    for p, g in zip(net.parameters(), once):
+        torch.testing.assert_close(p.grad, 2 * g)
