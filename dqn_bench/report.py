@@ -219,7 +219,7 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
                          + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines += ["", *why, ""] if why else [""]
     if per_env["published"].str.contains(baselines.AT_100K, regex=False).any():
-        lines += [f"Published {baselines.AT_100K[1:-1]}: {baselines.ATARI_100K_PROTOCOL}", ""]
+        lines += [f"Published numbers marked {baselines.AT_100K} follow {baselines.ATARI_100K_PROTOCOL}", ""]
     if any(ref.reference_name == "threshold" for ref in refs.values()):
         lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
                   "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]

@@ -176,3 +176,16 @@ def test_atari_100k_budget_shows_the_published_100k_numbers_and_their_protocol()
     at_10m = report._published(bz, 40_000_000)
     assert not any(k.endswith("(100k steps)") for k in at_10m) and any(k.startswith("Dopamine") for k in at_10m)
     assert "no sticky actions" in baselines.ATARI_100K_PROTOCOL
+
+
+def test_an_atari_100k_report_prints_the_published_numbers_with_their_protocol(tmp_path):
+    from dqn_bench.config import RunSpec
+
+    store = Store(tmp_path / "s")
+    for seed in range(3):
+        rec = fake_record("dqn", "ALE/BattleZone-v5", seed, 3000.0 + seed)
+        spec = RunSpec(**{**rec["spec"], "budget": 100_000, "eval_every": 100_000, "env_kwargs": {"frame_skip": 4}})
+        store.write({**rec, "spec": spec.to_json(), "key": spec.key})
+    readme = report.build(tmp_path / "s", reps=100)["README.md"].decode()
+    assert "DER (van Hasselt et al. 2019) (100k steps): 10124.6" in readme
+    assert "Published numbers marked (100k steps) follow the Atari-100k protocol, not ours." in readme
