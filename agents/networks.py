@@ -126,9 +126,9 @@ def _chain_backward(grad, layers, acts, relu_last: bool, input_grad: bool):
 
 
 class _SeedMLP(torch.autograd.Function):
-    """A SeedStackQ's linear layers, trunk input to Q, as one autograd node with its backward
-    written out: the kernels autograd runs layer by layer (bit-identical gradients) without one
-    node per linear, ReLU and dueling op, which cost ~5% of a CartPole gradient step of 10 seeds."""
+    """A SeedStackQ's linear layers, trunk input to Q, as one autograd node whose backward is
+    `SeedStackQ.mlp_backward`: what autograd users (diagnostics, tests) backpropagate through. The
+    training step calls mlp and mlp_backward itself, without a graph (agents/dqn.py)."""
 
     @staticmethod
     def forward(ctx, net, x, *params):
@@ -139,23 +139,9 @@ class _SeedMLP(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_q):
-        net, trace = ctx.net, ctx.trace
-        layers = net.layer_pairs(ctx.saved_tensors)
-        if net.dueling:  # Q = V + A - mean(A): dV = sum_a dQ, dA = dQ - sum_a dQ / |A|
-            total = grad_q.sum(-1, keepdim=True)
-            stream_grads = [total, grad_q - total / grad_q.shape[-1]]
-        else:
-            stream_grads = [grad_q]
-        grad_trunk, head_grads = None, []
-        for head, acts, grad in zip(layers["heads"], trace["heads"], stream_grads):
-            g, grads = _chain_backward(grad, head, acts, relu_last=False, input_grad=True)
-            grad_trunk = g if grad_trunk is None else grad_trunk + g
-            head_grads += grads
-        if net.dueling:  # both streams backpropagate into the trunk (see TRUNK_GRAD_SCALE)
-            grad_trunk = grad_trunk * TRUNK_GRAD_SCALE
-        grad_x, torso_grads = _chain_backward(grad_trunk, layers["torso"], trace["torso"], relu_last=True,
-                                              input_grad=ctx.needs_input_grad[1])
-        return None, grad_x, *torso_grads, *head_grads
+        grad_x, grads = ctx.net.mlp_backward(ctx.trace, grad_q, input_grad=ctx.needs_input_grad[1],
+                                             params=ctx.saved_tensors)
+        return None, grad_x, *grads
 
 
 def in_out(w, out_features: int):
@@ -218,6 +204,8 @@ class SeedStackQ(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x[K, B, *obs] -> Q[K, B, A]."""
+        if not torch.is_grad_enabled():  # no graph to record: skip the autograd node's bookkeeping
+            return self.mlp(self.trunk_input(x))["q"]
         return _SeedMLP.apply(self, self.trunk_input(x), *self.linear_params)
 
     def trunk_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,6 +239,29 @@ class SeedStackQ(nn.Module):
         else:
             q = heads[0][-1]
         return {"torso": torso, "heads": heads, "q": q}
+
+    def mlp_backward(self, trace: dict, grad_q: torch.Tensor, input_grad: bool, params=None):
+        """Backward through `mlp` given dL/dQ and its trace -> (dL/d trunk input, None unless
+        `input_grad`; the gradient of each of `linear_params`, in order and layout). The kernels
+        autograd would run layer by layer, so gradients are bit-identical to it, without one graph
+        node per linear, ReLU and dueling op (~5% of a CartPole gradient step of 10 seeds).
+        `params`: tensors standing in for linear_params (an autograd node's saved copies)."""
+        layers = self.layers if params is None else self.layer_pairs(params)
+        if self.dueling:  # Q = V + A - mean(A): dV = sum_a dQ, dA = dQ - sum_a dQ / |A|
+            total = grad_q.sum(-1, keepdim=True)
+            stream_grads = [total, grad_q - total / grad_q.shape[-1]]
+        else:
+            stream_grads = [grad_q]
+        grad_trunk, head_grads = None, []
+        for head, acts, grad in zip(layers["heads"], trace["heads"], stream_grads):
+            g, grads = _chain_backward(grad, head, acts, relu_last=False, input_grad=True)
+            grad_trunk = g if grad_trunk is None else grad_trunk + g
+            head_grads += grads
+        if self.dueling:  # both streams backpropagate into the trunk (see TRUNK_GRAD_SCALE)
+            grad_trunk = grad_trunk * TRUNK_GRAD_SCALE
+        grad_x, torso_grads = _chain_backward(grad_trunk, layers["torso"], trace["torso"], relu_last=True,
+                                              input_grad=input_grad)
+        return grad_x, [*torso_grads, *head_grads]
 
     def features(self, x: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
         """x[K, B, *obs] -> the shared trunk's output [K, B, width]; appends each post-ReLU

@@ -269,3 +269,38 @@ def test_a_retained_graph_runs_backward_twice():
     loss.backward()  # accumulates the same gradients again
     for p, g in zip(net.parameters(), once):
         torch.testing.assert_close(p.grad, 2 * g)
+
+
+@pytest.mark.parametrize("flags", [{}, {"loss": "mse"}, {"prioritized": True}, {"dueling": True, "loss": "mse"},
+                                   {"dueling": True, "prioritized": True}, {"image": True}])
+def test_the_written_out_gradient_step_is_autograds_bit_for_bit(flags):
+    """DQN._gradient_step skips autograd for the linear layers (td_loss, SeedStackQ.mlp_backward):
+    weights after three steps must equal, bit for bit, those of the same steps taken through
+    autograd (loss.sum().backward() through the network's autograd node), clipping included."""
+    from agents.dqn import clip_grad_norm
+
+    flags = dict(flags)
+    shape = (4, 84, 84) if flags.pop("image", False) else (6,)
+    space = spaces.Box(0, 255, shape, np.uint8) if len(shape) == 3 else spaces.Box(-2, 2, shape, np.float32)
+    cfg = DQNConfig(**flags, hidden=(32, 16), learning_rate=1e-2, max_grad_norm=0.5, batch_size=5)
+    ours, ref = (make(space, spaces.Discrete(3), cfg, (3, 8)) for _ in range(2))
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        obs = torch.as_tensor(rng.integers(0, 255, (2, 5, *shape)).astype(space.dtype))
+        action = torch.as_tensor(rng.integers(3, size=(2, 5)))
+        target = torch.as_tensor(rng.normal(size=(2, 5)).astype(np.float32))
+        weights = torch.as_tensor(rng.random((2, 5)).astype(np.float32)) if cfg.prioritized else None
+        loss, td = ours._gradient_step(obs, action, target, weights)
+
+        q = ref.q(obs).gather(2, action[..., None]).squeeze(2)
+        per_sample = (F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss)(q, target, reduction="none")
+        ref_loss = (per_sample if weights is None else weights * per_sample).mean(dim=1)
+        ref.optimizer.zero_grad()
+        ref_loss.sum().backward()
+        clip_grad_norm(ref.params, cfg.max_grad_norm)
+        ref.optimizer.step()
+        assert torch.equal(loss, ref_loss.detach())
+        if weights is not None:
+            np.testing.assert_array_equal(td, (target - q).detach().numpy())
+    for a, b in zip(ours.q.parameters(), ref.q.parameters(), strict=True):
+        assert torch.equal(a, b)
