@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -22,9 +23,10 @@ def default_workers() -> int:
 
 def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
               checkpoint_dir: Path | None = None, checkpoint_every: int = 0, tensorboard: Path | None = None,
-              policies: bool = False, progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+              policies: bool = False, progress: Callable[..., None] | None = None) -> Iterator[dict]:
     """Yield one record per run, a batch's records together, in completion order. A bare
-    RunSpec in `batches` is a batch of one. `progress(n)` hears of env steps as batches train."""
+    RunSpec in `batches` is a batch of one. `progress(n)` hears of env steps as batches train, and
+    `progress(n, resumed=True)` of those a resumed batch's checkpoint had done."""
     batches = [[b] if isinstance(b, RunSpec) else list(b) for b in batches]
 
     def args(batch, report):
@@ -41,7 +43,7 @@ def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: 
         queue = stack.enter_context(ctx.Manager()).Queue() if progress else None
         pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                                        initargs=(tuple(env_packages),)))
-        report = queue.put if queue is not None else None
+        report = functools.partial(_put, queue) if queue is not None else None
         pending = {pool.submit(run_batch, *args(batch, report)) for batch in batches}
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -50,13 +52,18 @@ def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: 
                 yield from future.result()
 
 
+def _put(queue, n: int, resumed: bool = False) -> None:
+    queue.put((n, resumed))
+
+
 def _drain(queue, progress) -> None:
     """Hand the workers' step counts to `progress` (in this process: the bar is drawn here)."""
     while queue is not None:
         try:
-            progress(queue.get_nowait())
+            n, resumed = queue.get_nowait()
         except Empty:
             return
+        progress(n, resumed=True) if resumed else progress(n)
 
 
 def _checkpoint(batch: Sequence[RunSpec], folder: Path | None, every: int) -> Path | None:
@@ -88,7 +95,7 @@ RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
 def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
             checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
             max_retries: int = 3, tensorboard: Path | None = None, policies: bool = False,
-            progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+            progress: Callable[..., None] | None = None) -> Iterator[dict]:
     """The same batches as Ray tasks (num_cpus=1, retried on worker death); records come back to
     this driver, which alone writes the store, so a retried task can never leave two records.
 
@@ -113,7 +120,7 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
         from ray.util.queue import Queue
 
         queue = Queue() if progress else None  # an actor: workers on any node put step counts in it
-        report = queue.put if queue is not None else None
+        report = functools.partial(_put, queue) if queue is not None else None
         for batch in batches:
             path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
             pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,

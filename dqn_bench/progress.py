@@ -19,14 +19,22 @@ class Progress:
                  clock: Callable[[], float] = time.monotonic):
         self.total, self.runs, self.stream, self.every, self.clock = total_steps, runs, stream, every, clock
         self.done = self.runs_done = self.failed = 0
+        self.resumed = 0  # steps a checkpoint had done: not this process's throughput
         self.start = self.last_line = clock()
         self.tty = stream.isatty()
         self.bar = tqdm(total=total_steps, unit="step", unit_scale=True, file=stream, dynamic_ncols=True,
                         disable=not (self.tty and total_steps), smoothing=0.05)
 
-    def steps(self, n: int) -> None:
+    def steps(self, n: int, resumed: bool = False) -> None:
+        """n env steps done; `resumed`: restored from a checkpoint rather than trained now."""
         self.done = min(self.total, self.done + n)
-        self.bar.update(n)
+        self.resumed += n if resumed else 0
+        if resumed and self.tty:  # move the bar without a burst in tqdm's rate
+            self.bar.n += n
+            self.bar.last_print_n = self.bar.n
+            self.bar.refresh()
+        else:
+            self.bar.update(n)
         now = self.clock() if not self.tty else 0.0
         if not self.tty and now - self.last_line >= self.every:
             self._line(now)
@@ -47,7 +55,7 @@ class Progress:
     def _line(self, now: float) -> None:
         self.last_line = now
         elapsed = max(now - self.start, 1e-9)
-        rate = self.done / elapsed
+        rate = max(self.done - self.resumed, 0) / elapsed
         eta = _duration((self.total - self.done) / rate) if rate > 0 else "?"
         pct = 100 * self.done / self.total if self.total else 100.0
         print(f"progress: {self.done:,}/{self.total:,} env steps ({pct:.0f}%), {rate:,.0f} steps/s, ETA {eta}, "

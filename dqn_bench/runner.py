@@ -113,7 +113,7 @@ def _replay_open_episode(env, seed: int, p: dict) -> np.ndarray:
 
 
 def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
-          tensorboard: Path | None = None, progress: Callable[[int], None] | None = None,
+          tensorboard: Path | None = None, progress: Callable[..., None] | None = None,
           hook: Callable[[int, object], None] | None = None) -> tuple[list[dict], object]:
     """Train the seeds of one configuration together (a seed batch; one spec = a batch of one)
     -> (one result per spec, the trained agent). A seed whose loss turns non-finite fails alone:
@@ -122,7 +122,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
 
     With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
     `checkpoint_every` steps, and an existing checkpoint is resumed. With `tensorboard`, each seed
-    logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all seeds).
+    logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all
+    seeds; a resumed checkpoint's steps as `progress(n, resumed=True)`).
     `hook(step, agent)` runs after every env step's observe (diagnostics).
     """
     s0, k_all = specs[0], len(specs)
@@ -239,7 +240,7 @@ def cpu_settings():
 
 def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
               tensorboard: Path | None = None, policies: bool = False,
-              progress: Callable[[int], None] | None = None) -> list[dict]:
+              progress: Callable[..., None] | None = None) -> list[dict]:
     """One record per spec; never raises for a failure inside the runs: it comes back as status
     'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it).
     With `policies`, each ok record carries its seed's final greedy policy under "policy" (the

@@ -74,10 +74,10 @@ class Ticker:
 
     interval = 1.0  # seconds between reports
 
-    def __init__(self, progress: Callable[[int], None] | None, seeds: int, step0: int):
+    def __init__(self, progress: Callable[..., None] | None, seeds: int, step0: int):
         self.progress, self.seeds, self.reported, self.last = progress, seeds, step0, time.monotonic()
         if progress and step0:
-            progress(step0 * seeds)  # a resumed batch starts where its checkpoint was
+            progress(step0 * seeds, resumed=True)  # a resumed batch starts where its checkpoint was
 
     def tick(self, step: int, force: bool = False) -> None:
         if self.progress is None or (step % 256 and not force) or step <= self.reported:

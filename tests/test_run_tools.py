@@ -146,6 +146,32 @@ def test_progress_prints_plain_lines_when_not_on_a_terminal():
     assert len(lines) == 3 and "\r" not in stream.getvalue()
 
 
+def test_steps_a_checkpoint_had_done_count_toward_done_but_not_the_rate():
+    """A resumed batch reports its checkpoint's steps at once: the ETA must come from the steps
+    this process trains, not from a burst of restored ones."""
+    clock = iter([0.0, 0.0, 40.0, 50.0]).__next__
+    stream = io.StringIO()
+    p = Progress(total_steps=10_000, runs=1, stream=stream, every=30.0, clock=clock)
+    p.steps(5_000, resumed=True)  # t=0: restored
+    p.steps(400)  # t=40: trained at 10 steps/s
+    p.close()  # t=50
+    assert stream.getvalue().splitlines()[0] == "progress: 5,400/10,000 env steps (54%), 10 steps/s, ETA 7m40s, 0/1 runs done"
+
+
+def test_a_resumed_batch_says_so_across_the_worker_queue():
+    import queue
+
+    from dqn_bench.executors import _drain, _put
+
+    heard = []
+    Ticker(lambda n, resumed=False: heard.append((n, resumed)), seeds=3, step0=500)  # resumes at step 500
+    q = queue.Queue()
+    _put(q, *heard[0])
+    _put(q, 768)
+    _drain(q, lambda n, resumed=False: heard.append((n, resumed)))
+    assert heard == [(1500, True), (1500, True), (768, False)]
+
+
 def test_cli_progress_off_a_terminal_ends_with_the_full_count(stored):
     _, r = stored
     assert "progress: 4,800/4,800 env steps (100%)" in r.stderr  # 2 agents x 2 seeds x 1200 steps
