@@ -26,6 +26,25 @@ SCHEMA = 1
 TIMING_KEYS = ("wall_time_s", "cpu_time_s", "steps_per_s")
 
 
+def _loaded_code() -> str:
+    """The commit of the code this process imported, "+dirty" when tracked files outside results/
+    differed from it. Read once at import: a record written hours later by a long run must name the
+    code that trained it, not whatever the checkout holds by then."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout
+    try:
+        sha = git("rev-parse", "--short", "HEAD").strip()
+        changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+                   if not line[3:].startswith("results/")]
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("+dirty" if changed else "")) if sha else "unknown"
+
+
+_LOADED_CODE = _loaded_code()
+
+
 @cache
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
@@ -34,14 +53,7 @@ def versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = "not installed"
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    out["git_sha"] = sha or "unknown"
+    out["git_sha"] = _LOADED_CODE
     out["machine"] = f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
     return out
 

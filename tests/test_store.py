@@ -66,3 +66,21 @@ def test_run_moves_a_corrupt_record_aside_before_redoing_it(run_cli, tmp_path):
     assert "moved corrupt record aside" in r.stderr and "1 to run" in r.stderr
     assert (path.parent / (path.name + ".corrupt")).read_text() == '{"half a rec'  # nothing lost
     assert json.loads(path.read_text())["status"] == "ok"  # and the run was redone
+
+
+def test_a_record_names_the_code_its_process_loaded(monkeypatch):
+    """git is read once, at import: a run that ends hours later, after new commits, still names the
+    commit that trained it, "+dirty" when tracked code differed from it."""
+    import re
+
+    from dqn_bench import runner
+
+    loaded = runner.versions()["git_sha"]
+    assert re.fullmatch(r"[0-9a-f]{7,}(\+dirty)?|unknown", loaded)
+
+    def no_git(*args, **kwargs):
+        raise AssertionError("git read again after import")
+
+    monkeypatch.setattr(runner.subprocess, "run", no_git)
+    runner.versions.cache_clear()
+    assert runner.versions()["git_sha"] == loaded
