@@ -63,7 +63,10 @@ def _drain(queue, progress) -> None:
             n, resumed = queue.get_nowait()
         except Empty:
             return
-        progress(n, resumed=True) if resumed else progress(n)
+        if resumed:  # only a resumed batch's first count; plain step counters take just n
+            progress(n, resumed=True)
+        else:
+            progress(n)
 
 
 def _checkpoint(batch: Sequence[RunSpec], folder: Path | None, every: int) -> Path | None:
