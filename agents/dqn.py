@@ -17,11 +17,11 @@ from gymnasium import spaces
 
 from agents.adam import Adam
 from agents.frame_replay import FrameReplay
-from agents.networks import seed_stack
+from agents.networks import DUELING_HEADS, seed_stack
 from agents.replay import ReplayBuffer
 from agents.schedules import check_exploration, epsilon_schedule
 from agents.sum_tree import SumTree
-from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check
+from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check, new_field
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ class DQNConfig:
     """clip rewards to [-c, c] inside learning only; 0 = off"""
     double: bool = False
     dueling: bool = False
+    dueling_head: str = new_field("streams")
+    """dueling layout: "streams" (Wang et al. 2016) or "linear" (Dopamine); see agents/networks.py"""
     prioritized: bool = False
     per_alpha: float = 0.6
     per_beta0: float = 0.4
@@ -87,6 +89,8 @@ class DQNConfig:
         )
         check_exploration(self)
         check(self.reward_clip >= 0, "reward_clip must be >= 0")
+        check(self.dueling_head in DUELING_HEADS,
+              f"dueling_head must be one of {', '.join(DUELING_HEADS)}; got '{self.dueling_head}'")
         check(0.0 <= self.per_alpha <= 1.0, f"per_alpha must be in [0, 1], got {self.per_alpha}")
         check(0.0 <= self.per_beta0 <= 1.0, f"per_beta0 must be in [0, 1], got {self.per_beta0}")
         check(self.per_eps > 0, "per_eps must be > 0")
@@ -106,7 +110,8 @@ class DQN:
         self.cfg = c = config
         self.k = len(seeds)
         self.n_actions = n_actions
-        self.q = seed_stack(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling, list(seeds))
+        self.q = seed_stack(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling, list(seeds),
+                            c.dueling_head)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
         self.greedy = self.q.numpy_greedy()  # numpy views of the live weights (MLP), else None

@@ -31,31 +31,47 @@ class _ScaleGrad(torch.autograd.Function):
 TRUNK_GRAD_SCALE = 2 ** -0.5
 
 
+# Dueling head layouts (the `dueling_head` config option):
+#  "streams": value and advantage streams of one hidden layer each, on the torso below the last
+#             hidden layer (Wang et al. 2016, fig. 1 and sec. 4.2: two 512-unit streams on the conv
+#             features), with the trunk gradient rescaled by 1/sqrt(2) as they did;
+#  "linear":  one linear layer each on the full torso's last hidden layer (Dopamine's
+#             FullRainbowNetwork, dopamine/jax/networks.py, used by its Rainbow and DrQ(eps)
+#             agents), with no rescale, as there.
+DUELING_HEADS = ("streams", "linear")
+
+
 class DuelingHead(nn.Module):
-    """Q = V + A - mean(A): the mean keeps V and A identifiable (Wang et al. 2016, eq. 9)."""
+    """Q = V + A - mean(A): the mean keeps V and A identifiable (Wang et al. 2016, eq. 9).
+    `hidden` > 0: streams of one hidden layer each; 0: linear streams (see DUELING_HEADS)."""
 
     def __init__(self, in_features: int, n_actions: int, hidden: int):
         super().__init__()
-        self.value = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.advantage = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, n_actions)
-        )
+
+        def stream(out: int) -> nn.Module:
+            if not hidden:
+                return nn.Linear(in_features, out)
+            return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+        self.value, self.advantage = stream(1), stream(n_actions)
+        self.trunk_grad_scale = TRUNK_GRAD_SCALE if hidden else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _ScaleGrad.apply(x, TRUNK_GRAD_SCALE)
+        if self.trunk_grad_scale != 1.0:
+            x = _ScaleGrad.apply(x, self.trunk_grad_scale)
         a = self.advantage(x)
         return self.value(x) + a - a.mean(dim=1, keepdim=True)
 
 
-def mlp(obs_dim: int, n_actions: int, hidden: tuple[int, ...], dueling: bool) -> nn.Module:
+def mlp(obs_dim: int, n_actions: int, hidden: tuple[int, ...], dueling: bool, dueling_head: str = "streams") -> nn.Module:
     layers: list[nn.Module] = []
     width = obs_dim
-    torso = hidden[:-1] if dueling else hidden
-    for h in torso:
+    streams = dueling and dueling_head == "streams"  # the last hidden layer becomes the streams' width
+    for h in hidden[:-1] if streams else hidden:
         layers += [nn.Linear(width, h), nn.ReLU()]
         width = h
     if dueling:
-        layers.append(DuelingHead(width, n_actions, hidden[-1]))
+        layers.append(DuelingHead(width, n_actions, hidden[-1] if streams else 0))
     else:
         layers.append(nn.Linear(width, n_actions))
     return nn.Sequential(*layers)
@@ -64,7 +80,7 @@ def mlp(obs_dim: int, n_actions: int, hidden: tuple[int, ...], dueling: bool) ->
 class NatureCNN(nn.Module):
     """Mnih et al. 2015: 3 conv layers + 512 hidden units; uint8 frames scaled to [0, 1]."""
 
-    def __init__(self, in_channels: int, n_actions: int, dueling: bool):
+    def __init__(self, in_channels: int, n_actions: int, dueling: bool, dueling_head: str = "streams"):
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
@@ -73,8 +89,10 @@ class NatureCNN(nn.Module):
             nn.Flatten(),
         )
         features = 64 * 7 * 7
-        if dueling:
+        if dueling and dueling_head == "streams":
             self.head: nn.Module = DuelingHead(features, n_actions, 512)
+        elif dueling:
+            self.head = nn.Sequential(nn.Linear(features, 512), nn.ReLU(), DuelingHead(512, n_actions, 0))
         else:
             self.head = nn.Sequential(nn.Linear(features, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
@@ -82,11 +100,12 @@ class NatureCNN(nn.Module):
         return self.head(self.conv(x.float() / 255.0))
 
 
-def q_network(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool) -> nn.Module:
+def q_network(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool,
+              dueling_head: str = "streams") -> nn.Module:
     """One seed's network; its initialization under torch.manual_seed(seed) is that seed's."""
     if len(obs_shape) == 3:  # (stack, 84, 84) frames
-        return NatureCNN(obs_shape[0], n_actions, dueling)
-    return mlp(int(np.prod(obs_shape)), n_actions, hidden, dueling)
+        return NatureCNN(obs_shape[0], n_actions, dueling, dueling_head)
+    return mlp(int(np.prod(obs_shape)), n_actions, hidden, dueling, dueling_head)
 
 
 def _linear(x, w, b):
@@ -180,8 +199,10 @@ class SeedStackQ(nn.Module):
         heads = [net.head if isinstance(net, NatureCNN) else net for net in nets]
         last = [list(h)[-1] if isinstance(h, nn.Sequential) else h for h in heads]
         self.dueling = isinstance(last[0], DuelingHead)
+        self.trunk_grad_scale = last[0].trunk_grad_scale if self.dueling else 1.0
         if self.dueling:
-            torso = [_linears(h)[: -4] for h in heads]  # a dueling head holds 4 linears
+            n_head = len(_linears(last[0]))  # 4 (streams) or 2 (linear)
+            torso = [_linears(h)[:-n_head] for h in heads]
             branches = [[_linears(d.value) for d in last], [_linears(d.advantage) for d in last]]
         else:
             torso = [_linears(h)[:-1] for h in heads]
@@ -260,8 +281,8 @@ class SeedStackQ(nn.Module):
             g, grads = _chain_backward(grad, head, acts, relu_last=False, input_grad=True)
             grad_trunk = g if grad_trunk is None else grad_trunk + g
             head_grads += grads
-        if self.dueling:  # both streams backpropagate into the trunk (see TRUNK_GRAD_SCALE)
-            grad_trunk = grad_trunk * TRUNK_GRAD_SCALE
+        if self.trunk_grad_scale != 1.0:  # both streams backpropagate into the trunk (see DUELING_HEADS)
+            grad_trunk = grad_trunk * self.trunk_grad_scale
         grad_x, torso_grads = _chain_backward(grad_trunk, layers["torso"], trace["torso"], relu_last=True,
                                               input_grad=input_grad)
         return grad_x, [*torso_grads, *head_grads]
@@ -307,11 +328,11 @@ def _stack(tensors: list[torch.Tensor]) -> nn.Parameter:
 
 
 def seed_stack(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool,
-               seeds: list[int]) -> SeedStackQ:
+               seeds: list[int], dueling_head: str = "streams") -> SeedStackQ:
     """K networks, seed k's initialized from torch.manual_seed(seeds[k]) alone."""
     nets = []
     for seed in seeds:
         with torch.random.fork_rng(devices=[]):  # weights from the run's seed, not global state
             torch.manual_seed(seed)
-            nets.append(q_network(obs_shape, n_actions, hidden, dueling))
+            nets.append(q_network(obs_shape, n_actions, hidden, dueling, dueling_head))
     return SeedStackQ(nets)

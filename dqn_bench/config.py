@@ -252,7 +252,7 @@ def plan(
             if agent != spec.name:  # a preset's own table: a variant's values where they differ (cited)
                 overrides |= _layered(tables.get(agent, {}), label, env_id)
             overrides |= {k: v for k, v in agent_sets.items() if k in fields}
-            config = dataclasses.asdict(spec.make_config(overrides))
+            config = spec.config_dict(spec.make_config(overrides))
             for seed in range(first_seed, first_seed + n_seeds):
                 runs.append(
                     RunSpec(

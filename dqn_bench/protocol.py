@@ -94,6 +94,22 @@ class AgentSpec:
         values = {k: coerce(v, type(getattr(defaults, k)), k) for k, v in overrides.items()}
         return self.config_cls(**values)  # __post_init__ validates ranges
 
+    @staticmethod
+    def config_dict(config: Any) -> dict[str, Any]:
+        """A config as run specs (and so run keys) hold it: every field, except that a field marked
+        `new_field()` is left out while it holds its default, so adding an option to an agent keeps
+        the keys of the runs already stored (their spec, rebuilt, gets the default back)."""
+        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                if not (f.metadata.get(NEW_FIELD) and getattr(config, f.name) == f.default)}
+
+
+NEW_FIELD = "dqn_bench.new_field"
+
+
+def new_field(default: Any) -> Any:
+    """A config field added after runs were stored: out of their keys at its default (config_dict)."""
+    return field(default=default, metadata={NEW_FIELD: True})
+
 
 def coerce(value: Any, to: type, key: str) -> Any:
     """Turn a CLI/TOML value into the type of the config default (bool/int/float/str/tuple)."""

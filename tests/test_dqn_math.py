@@ -10,6 +10,9 @@ from agents.networks import DuelingHead
 from dqn_bench.protocol import Transitions
 
 
+LAYOUTS = [(False, "streams"), (True, "streams"), (True, "linear")]  # (dueling, dueling_head)
+
+
 class Fixed(torch.nn.Module):
     """A 'network' returning fixed Q-values per row, to compute targets by hand."""
 
@@ -94,6 +97,29 @@ def test_dueling_trunk_gradient_is_rescaled_by_inverse_sqrt2():
         torch.testing.assert_close(g, want * scale)
 
 
+def test_linear_dueling_head_by_hand():
+    """dueling_head="linear" (Dopamine's layout): the whole torso, then V and A each one linear
+    layer on its last hidden layer; no trunk gradient rescale. Shapes and Q by hand."""
+    from agents.networks import in_out, seed_stack
+
+    net = seed_stack((3,), 2, (4, 5), True, [0], "linear")
+    assert [tuple(p.shape) for p in net.torso] == [(1, 3, 4), (1, 1, 4), (1, 4, 5), (1, 1, 5)]
+    assert [tuple(p.shape) for p in net.heads[0]] == [(1, 1, 5), (1, 1, 1)]  # V: 5 -> 1 (stored out, in)
+    assert [tuple(p.shape) for p in net.heads[1]] == [(1, 2, 5), (1, 1, 2)]  # A: 5 -> 2
+    x = torch.randn(1, 6, 3)
+    h = x
+    for w, b in zip(net.torso[::2], net.torso[1::2]):
+        h = F.relu(torch.baddbmm(b, h, in_out(w, b.shape[-1])))
+    value = torch.baddbmm(net.heads[0][1], h, in_out(net.heads[0][0], 1))
+    adv = torch.baddbmm(net.heads[1][1], h, in_out(net.heads[1][0], 2))
+    torch.testing.assert_close(net(x), value + adv - adv.mean(-1, keepdim=True))
+    assert net.trunk_grad_scale == 1.0
+    # Dopamine's Atari layout: conv features -> 512 -> linear V and A
+    cnn = seed_stack((4, 84, 84), 6, (), True, [0], "linear")
+    assert tuple(cnn.torso[0].shape) == (1, 512, 3136)  # 3136 -> 512, stored [K, out, in]
+    assert [tuple(p.shape) for p in cnn.heads[1]] == [(1, 6, 512), (1, 1, 6)]
+
+
 def test_importance_weights_by_hand():
     probs = np.array([0.5, 0.25, 0.25])
     w = importance_weights(probs, size=4, beta=1.0)
@@ -121,8 +147,8 @@ def test_numpy_greedy_matches_torch_argmax():
     from agents.networks import seed_stack
 
     obs = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)  # one observation per seed
-    for dueling in (False, True):
-        net = seed_stack((6,), 4, (32, 32), dueling, [0, 1, 2])
+    for dueling, head in LAYOUTS:
+        net = seed_stack((6,), 4, (32, 32), dueling, [0, 1, 2], head)
         for _ in range(20):  # many random weights: the argmax must agree every time
             with torch.no_grad():
                 for p in net.parameters():
@@ -135,15 +161,15 @@ def test_seed_stack_is_k_independent_networks_initialized_by_their_own_seed():
     from agents.networks import q_network, seed_stack
 
     for shape in ((5,), (4, 84, 84)):
-        for dueling in (False, True):
-            net = seed_stack(shape, 3, (16, 16), dueling, [7, 0, 7])
+        for dueling, head in LAYOUTS:
+            net = seed_stack(shape, 3, (16, 16), dueling, [7, 0, 7], head)
             x = torch.rand(3, 2, *shape)
             if len(shape) == 3:
                 x = (x * 255).to(torch.uint8)
             out = net(x)
             for k, seed in enumerate([7, 0, 7]):
                 torch.manual_seed(seed)
-                torch.testing.assert_close(out[k], q_network(shape, 3, (16, 16), dueling)(x[k]), rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(out[k], q_network(shape, 3, (16, 16), dueling, head)(x[k]), rtol=1e-5, atol=1e-5)
 
 
 def test_seed_stack_gradients_equal_each_seeds_own_network_in_either_weight_layout():
@@ -152,14 +178,14 @@ def test_seed_stack_gradients_equal_each_seeds_own_network_in_either_weight_layo
     from agents.networks import _linears, in_out, q_network, seed_stack
 
     for shape, hidden in (((5,), (16, 16)), ((20,), (16, 8))):  # wide, square and narrow layers
-        for dueling in (False, True):
-            net = seed_stack(shape, 3, hidden, dueling, [7, 0])
+        for dueling, head in LAYOUTS:
+            net = seed_stack(shape, 3, hidden, dueling, [7, 0], head)
             x = torch.randn(2, 6, *shape)
             net(x).square().sum().backward()
             params = list(net.torso) + [p for head in net.heads for p in head]
             for k, seed in enumerate([7, 0]):
                 torch.manual_seed(seed)
-                ref = q_network(shape, 3, hidden, dueling)
+                ref = q_network(shape, 3, hidden, dueling, head)
                 ref(x[k]).square().sum().backward()
                 for lin, w, b in zip(_linears(ref), params[::2], params[1::2], strict=True):
                     assert w.shape[1:] == (lin.weight.T.shape if lin.out_features >= lin.in_features else lin.weight.shape)
@@ -272,7 +298,9 @@ def test_a_retained_graph_runs_backward_twice():
 
 
 @pytest.mark.parametrize("flags", [{}, {"loss": "mse"}, {"prioritized": True}, {"dueling": True, "loss": "mse"},
-                                   {"dueling": True, "prioritized": True}, {"image": True}])
+                                   {"dueling": True, "prioritized": True}, {"image": True},
+                                   {"dueling": True, "dueling_head": "linear"},
+                                   {"dueling": True, "dueling_head": "linear", "image": True}])
 def test_the_written_out_gradient_step_is_autograds_bit_for_bit(flags):
     """DQN._gradient_step skips autograd for the linear layers (td_loss, SeedStackQ.mlp_backward):
     weights after three steps must equal, bit for bit, those of the same steps taken through

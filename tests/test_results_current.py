@@ -43,3 +43,20 @@ def test_committed_sweep_report_matches_its_records(name):
     assert sorted(files) == ["README.md", "iqm_by_value.png", "points.csv"]
     stale = [f for f, data in files.items() if (root / f).read_bytes() != data]
     assert not stale, f"{stale} differ from a rebuild; rerun the sweep command in {root / 'README.md'}"
+
+
+@pytest.mark.parametrize("suite", [s for s in COMMITTED if (RESULTS.parent / "dqn_bench" / "suites" / f"{s}.toml").exists()])
+def test_todays_plan_keeps_every_committed_records_key(suite):
+    """A new config option (protocol.new_field) must leave the runs already stored as they are:
+    planning each stored (agent, env) today gives every committed record's key, so a rerun skips it."""
+    from dqn_bench import config as cfg
+    from dqn_bench.store import Store
+
+    seeds: dict[tuple[str, str], dict[int, str]] = {}
+    for r in Store(RESULTS / suite).records():
+        seeds.setdefault((r["spec"]["agent"], r["spec"]["env"]), {})[r["spec"]["seed"]] = r["key"]
+    assert seeds
+    loaded = cfg.load_suite(suite)
+    for (agent, env), stored in sorted(seeds.items()):
+        planned = {s.seed: s.key for s in cfg.plan(loaded, [agent], [env], max(stored) + 1)}
+        assert {k: planned[k] for k in stored} == stored, f"{suite}: {agent} on {env} no longer plans its stored keys"
