@@ -260,13 +260,6 @@ class DQN:
         td = (target - q).numpy() if weights is not None else None
         return loss, td
 
-    def diagnostics(self, rng: np.random.Generator, n: int = 1024) -> dict[str, np.ndarray]:
-        """Per-seed probes of Q scale, TD errors, gradients, streams and priorities (see
-        agents/dqn_diagnostics.py); changes nothing the agent does next."""
-        from agents.dqn_diagnostics import probe  # it imports this module's target math
-
-        return probe(self, n, rng)
-
     # -- checkpointing --------------------------------------------------------------------
     def policy_state(self, k: int) -> dict:
         """Seed k's greedy policy: its online network (what `play` loads into a batch of one)."""

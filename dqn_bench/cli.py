@@ -208,12 +208,9 @@ def cmd_diagnose(args) -> int:
     if args.every < 1:
         raise ConfigError(f"--every must be >= 1, got {args.every}")
     specs = cfg.plan(suite, [args.agent], [args.env], args.seeds, cfg.parse_sets(args.set), args.first_seed)
-    env = envs.make(specs[0].env_id, 0, **specs[0].env_kwargs)
-    agent = registry.make_agent(specs[0].agent_spec, env.observation_space, env.action_space, specs[0].config, [0],
-                                specs[0].budget)
-    if not hasattr(agent, "diagnostics"):
-        raise ConfigError(f"agent '{args.agent}' exports no diagnostics(); diagnose covers the dqn family")
-    del agent
+    if registry.probe(specs[0].agent_spec) is None:
+        raise ConfigError(f"agent '{args.agent}' has no diagnostics probe (entry-point group {registry.PROBES}); "
+                          f"diagnose covers the dqn family")
     rows, results = diagnose.diagnose(specs, args.every)
     paths = diagnose.write(Path(args.out), specs, rows, results, tuple(args.set))
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dqn_bench import runner
+from dqn_bench import registry, runner
 from dqn_bench.config import RunSpec
 from dqn_bench.store import atomic_write_text
 
@@ -23,10 +23,11 @@ def diagnose(specs: list[RunSpec], every: int, probe_size: int = 1024) -> tuple[
     """-> (probe rows: step, seed and each quantity; the runs' results as `train` returns them)."""
     rng = np.random.default_rng(20_161_123)  # the probes' own stream, apart from every seed's
     rows: list[dict] = []
+    probe = registry.probe(specs[0].agent_spec)
 
     def hook(step: int, agent) -> None:
         if step % every == 0 and agent.steps >= agent.cfg.learning_starts and agent.replay.size > 0:
-            values = agent.diagnostics(rng, probe_size)
+            values = probe(agent, probe_size, rng)
             for k, spec in enumerate(specs):
                 rows.append({"step": step, "seed": spec.seed, **{q: float(v[k]) for q, v in values.items()}})
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import functools
 from importlib.metadata import entry_points
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from dqn_bench.protocol import AgentSpec, ConfigError
 
 GROUP = "dqn_bench.agents"
+PROBES = "dqn_bench.probes"  # spec name -> probe(agent, n, rng) for `diagnose`: they import the agent, never back
 
 
 @functools.cache
@@ -50,6 +51,13 @@ def make_agent(spec_name: str, observation_space, action_space, config: Mapping[
     if len(seeds) != 1:
         raise ValueError(f"agent '{spec_name}' is not seed-batched; it runs one seed at a time")
     return spec.factory(observation_space, action_space, spec.make_config(config), seeds[0], **extra)
+
+
+@functools.cache
+def probe(spec_name: str) -> Callable[..., dict] | None:
+    """The diagnostics probe registered for an agent spec (entry-point group `dqn_bench.probes`), or None."""
+    found = [ep for ep in entry_points(group=PROBES) if ep.name == spec_name]
+    return found[0].load() if found else None
 
 
 def seed_batched(spec_name: str) -> bool:

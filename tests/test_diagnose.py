@@ -72,5 +72,5 @@ def test_cli_writes_csv_and_summary_and_rejects_agents_without_probes(run_cli, t
     summary = stem.with_suffix(".md").read_text()
     assert "| 600 |" in summary and "Final evaluation (3 episodes): s100:" in summary
     r = run_cli("diagnose", "--agent", "random", "--env", "CartPole-v1", "--out", tmp_path / "x", "--set=budget=100")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "exports no diagnostics" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "has no diagnostics probe" in r.stderr, r.stderr
     assert not (tmp_path / "x").exists()
