@@ -80,15 +80,16 @@ def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
     for (env, agent), g in df.groupby(["env", "agent"]):
         scores = g.sort_values("seed")["final_score"].to_numpy(float)[:, None]
         point, ci = stats.intervals({agent: scores}, lambda x: np.array([x.mean()]), reps)
-        ref = refs[env]
-        solvable = ref.reference_name == "threshold" and (g["final_episodes"] >= SOLVED_EPISODES).all()
+        ref = refs.get(env)  # None: an env without reference scores, raw scores only
+        solvable = ref is not None and ref.reference_name == "threshold" and (g["final_episodes"] >= SOLVED_EPISODES).all()
         rows.append({
             "env": env, "agent": agent, "seeds": len(scores), "mean": point[agent][0],
-            "ci_low": ci[agent][0, 0], "ci_high": ci[agent][1, 0], "normalized": ref.normalize(point[agent][0]),
+            "ci_low": ci[agent][0, 0], "ci_high": ci[agent][1, 0],
+            "normalized": ref.normalize(point[agent][0]) if ref else None,
             "solved": int((g["final_score"] >= ref.reference).sum()) if solvable else None,
             "final_episodes": int(g["final_episodes"].min()), "core_s": float(g["core_s"].median()),
-            "random": ref.random, ref.reference_name: ref.reference,
-            "published": "; ".join(f"{k}: {v:g}" for k, v in _published(ref, frames[env]).items()),
+            **({"random": ref.random, ref.reference_name: ref.reference} if ref else {}),
+            "published": "; ".join(f"{k}: {v:g}" for k, v in _published(ref, frames[env]).items()) if ref else "",
         })
     return pd.DataFrame(rows)
 
@@ -99,11 +100,23 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     suite's explanation of a result, printed beside it."""
     records = Store(root).records()
     df = stats.check_grid(stats.tidy(records), allow_ragged)
-    refs = stats.reference_for(df)
+    refs = stats.reference_for(df, required=False)
+    per_env = _per_env(df, refs, reps)
+    out: dict[str, bytes] = {"per_env.csv": per_env.to_csv(index=False, float_format="%.6g").encode()}
+    normed = df[df["env"].isin(refs)]  # the aggregates need reference scores
+    agg, poi = _aggregates(normed, refs, reps, out) if not normed.empty else (None, pd.DataFrame())
+    predicted = atari5_prediction(df, reps)
+    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
+                                 notes or {}).encode()
+    return out
+
+
+def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """rliable's aggregates, probabilities of improvement, profiles and sample-efficiency curves
+    of the normalized scores: tables returned, CSVs and PNGs added to `out`."""
     scores = stats.normalized_scores(df, refs)
     agents = sorted(scores)
     points, cis = stats.aggregate_intervals(scores, reps)
-    per_env = _per_env(df, refs, reps)
 
     core_s = df.groupby("agent")["core_s"].median()
     agg = pd.DataFrame([{"agent": a, "median core-s/run": core_s[a], **{m: points[a][i] for i, m in enumerate(stats.METRICS)},
@@ -119,10 +132,7 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     poi = pd.DataFrame([{"pair": p, "P(X > Y)": np.ravel(poi_points[p])[0], "ci_low": np.ravel(poi_cis[p])[0],
                          "ci_high": np.ravel(poi_cis[p])[1]} for p in poi_points])
 
-    out: dict[str, bytes] = {
-        "per_env.csv": per_env.to_csv(index=False, float_format="%.6g").encode(),
-        "aggregate.csv": agg.to_csv(index=False, float_format="%.6g").encode(),
-    }
+    out["aggregate.csv"] = agg.to_csv(index=False, float_format="%.6g").encode()
     if not poi.empty:
         out["improvement.csv"] = poi.to_csv(index=False, float_format="%.6g").encode()
 
@@ -147,11 +157,7 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
                                             ylabel="IQM normalized score", labelsize="large", ticklabelsize="large")
     ax.legend(fontsize="small")
     out["sample_efficiency.png"] = _png(fig)
-
-    predicted = atari5_prediction(df, reps)
-    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
-                                 notes or {}).encode()
-    return out
+    return agg, poi
 
 
 def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, notes) -> str:
@@ -180,10 +186,15 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
         "",
         "## Aggregate (normalized final scores)",
         "",
-        "| agent | " + " | ".join(stats.METRICS) + " | median core-s/run |",
-        "|---|" + "---|" * (len(stats.METRICS) + 1),
     ]
-    for _, r in agg.iterrows():
+    unreferenced = sorted(set(df["env"]) - set(refs))
+    if unreferenced:
+        lines += [f"Left out of the aggregates, with no reference scores: {', '.join(unreferenced)} (raw scores "
+                  "below; add a row to `baselines/*.csv` with its source to normalize them).", ""]
+    if agg is not None:
+        lines += ["| agent | " + " | ".join(stats.METRICS) + " | median core-s/run |",
+                  "|---|" + "---|" * (len(stats.METRICS) + 1)]
+    for _, r in (agg if agg is not None else pd.DataFrame()).iterrows():
         lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'])
                                                          for m in stats.METRICS) + f" | {r['median core-s/run']:.0f} |")
     lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (CPU time where the "
@@ -201,11 +212,12 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
         lines += [f"| {a} | {_ci(*v, digits=1)} |" for a, v in sorted(predicted.items())]
     lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
     for env, g in per_env.groupby("env"):
-        ref = refs[env]
+        ref = refs.get(env)
         lines += [f"### {env}", "",
+                  "no reference scores: raw scores only" if ref is None else
                   f"random {ref.random:g}, {ref.reference_name} {ref.reference:g}"
                   + (f"; published: {g['published'].iloc[0]}" if g["published"].iloc[0] else ""), ""]
-        threshold = ref.reference_name == "threshold"  # gymnasium's "solved" needs one
+        threshold = ref is not None and ref.reference_name == "threshold"  # gymnasium's "solved" needs one
         lines += ["| agent | seeds | final score | normalized |" + (" solved |" if threshold else "")
                   + " final eval episodes | core-s/run |", "|---|---|---|---|---|---|" + ("---|" if threshold else "")]
         why = []
@@ -214,8 +226,9 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
             note = notes.get(r["agent"], {}).get(env)
             if note:
                 why.append(f"{len(why) + 1}. `{r['agent']}`: {note}")
+            normalized = "–" if ref is None else f"{r['normalized']:.2f}"
             lines.append(f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | "
-                         f"{r['normalized']:.2f}" + (f" (note {len(why)})" if note else "") + " |"
+                         f"{normalized}" + (f" (note {len(why)})" if note else "") + " |"
                          + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines += ["", *why, ""] if why else [""]
     if per_env["published"].str.contains(baselines.AT_100K, regex=False).any():
@@ -223,10 +236,11 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
     if any(ref.reference_name == "threshold" for ref in refs.values()):
         lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
                   "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]
-    lines += ["## Plots", "", "![aggregate](aggregate.png)", "", "![profiles](profiles.png)", ""]
-    if not poi.empty:
-        lines += ["![improvement](improvement.png)", ""]
-    lines += ["![sample efficiency](sample_efficiency.png)", ""]
+    if agg is not None:
+        lines += ["## Plots", "", "![aggregate](aggregate.png)", "", "![profiles](profiles.png)", ""]
+        if not poi.empty:
+            lines += ["![improvement](improvement.png)", ""]
+        lines += ["![sample efficiency](sample_efficiency.png)", ""]
     return "\n".join(lines)
 
 

@@ -77,12 +77,17 @@ def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
     return df[[seed in common[agent] for agent, seed in zip(df["agent"], df["seed"])]]
 
 
-def reference_for(df: pd.DataFrame) -> dict[str, baselines.Reference]:
-    first = df.drop_duplicates("env").set_index("env")
-    try:
-        return {env: baselines.reference(row.env_id, row.env_kwargs) for env, row in first.iterrows()}
-    except baselines.NoReference as e:
-        raise ConfigError(str(e)) from None
+def reference_for(df: pd.DataFrame, required: bool = True) -> dict[str, baselines.Reference]:
+    """env -> its reference scores. An env without any (a user's own env) is a ConfigError when
+    `required`, else left out: the report shows its raw scores outside the normalized aggregates."""
+    refs = {}
+    for env, row in df.drop_duplicates("env").set_index("env").iterrows():
+        try:
+            refs[env] = baselines.reference(row.env_id, row.env_kwargs)
+        except baselines.NoReference as e:
+            if required:
+                raise ConfigError(str(e)) from None
+    return refs
 
 
 def normalized_scores(df: pd.DataFrame, refs: Mapping[str, baselines.Reference]) -> dict[str, np.ndarray]:

@@ -44,7 +44,7 @@ def resolve_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _make_atari(env_id: str, evaluation: bool, kw: dict[str, Any], render_mode: str | None) -> gym.Env:
-    env = gym.make(env_id, frameskip=1, render_mode=render_mode, **{k: kw[k] for k in _ALE_KEYS})
+    env = gym.make(env_id, frameskip=1, **_render(render_mode), **{k: kw[k] for k in _ALE_KEYS})
     env = AtariPreprocessing(
         env, noop_max=kw["noop_max"], frame_skip=kw["frame_skip"], screen_size=kw["screen_size"],
         # evaluation always plays the full game, so the reported score is the game score
@@ -71,6 +71,11 @@ def check_registered(env_id: str) -> None:
         )
 
 
+def _render(render_mode: str | None) -> dict[str, str]:
+    """render_mode only when a caller asks to render: many users' envs take no such argument."""
+    return {"render_mode": render_mode} if render_mode else {}
+
+
 def make(env_id: str, seed: int, *, evaluation: bool = False, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """A seeded env with the family's wrappers. Discrete action spaces only.
 
@@ -83,7 +88,7 @@ def make(env_id: str, seed: int, *, evaluation: bool = False, render_mode: str |
         if family(env_id) == "atari":
             env = _make_atari(env_id, evaluation, resolve_kwargs(env_id, kwargs), render_mode)
         else:
-            env = gym.make(env_id, render_mode=render_mode, **kwargs)
+            env = gym.make(env_id, **_render(render_mode), **kwargs)
     except TypeError as e:
         raise ConfigError(f"bad env kwargs {kwargs} for '{env_id}': {e}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):

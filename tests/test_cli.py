@@ -219,6 +219,45 @@ def test_env_package_registers_more_envs(run_cli, tmp_path):
     assert r.returncode == 2 and "unknown env 'ShortPole-v0'" in r.stderr
 
 
+def test_a_users_env_without_render_mode_trains_and_reports(run_cli, tmp_path):
+    """Many users' envs take no `render_mode`: the harness passes it only when asked to render."""
+    pkg = tmp_path / "site" / "my_envs"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent("""\
+        import gymnasium as gym
+        import numpy as np
+
+        class Corridor(gym.Env):
+            \"\"\"Walk right to the end of a 5-cell corridor; no constructor arguments at all.\"\"\"
+            observation_space = gym.spaces.Box(0, 4, (1,), np.float32)
+            action_space = gym.spaces.Discrete(2)
+
+            def __init__(self):
+                self.x = 0
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.x = 0
+                return np.array([self.x], np.float32), {}
+
+            def step(self, action):
+                self.x = max(0, self.x + (1 if action == 1 else -1))
+                done = self.x == 4
+                return np.array([self.x], np.float32), float(done), done, False, {}
+
+        gym.register("MyEnv-v0", entry_point=Corridor, max_episode_steps=30)
+    """))
+    env = {"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = run_cli("run", "--suite", "smoke", "--env-package", "my_envs", "--envs", "MyEnv-v0", "--seeds", "2",
+                "--out", tmp_path / "out", *TINY, env=env)
+    assert r.returncode == 0, r.stderr
+    recs = records(tmp_path / "out")
+    assert len(recs) == 4 and all(rec["status"] == "ok" for rec in recs)
+    r = run_cli("report", "--suite", "smoke", "--out", tmp_path / "out", "--reps", "200", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "### MyEnv-v0" in (tmp_path / "out" / "smoke" / "README.md").read_text()
+
+
 def test_missing_ray_extra_one_line_with_the_install_command(run_cli, tmp_path):
     fake = tmp_path / "noray" / "ray"
     fake.mkdir(parents=True)
