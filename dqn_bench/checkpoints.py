@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from dqn_bench.files import atomic_write, atomic_write_text, move_aside
 
 TAG = "__ndarray__"
 
@@ -43,46 +44,56 @@ def _decode(obj: Any) -> Any:
 
 
 def write(path: Path, obj: Any) -> None:
-    """Atomically save plain containers of numpy arrays / tensors / scalars (torch.save format)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(_encode(obj), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomically save plain containers of numpy arrays / tensors / scalars (torch.save format);
+    a failed write (a full disk) raises files.WriteFailed and leaves the old file."""
+    encoded = _encode(obj)
+    atomic_write(path, lambda f: torch.save(encoded, f))
+
+
+class Unreadable(Exception):
+    """A checkpoint or saved network that cannot be read back (truncated, a disk fault)."""
 
 
 def read(path: Path) -> Any:
     """What `write` saved, numpy arrays as numpy; loads without unpickling arbitrary objects."""
-    return _decode(torch.load(path, weights_only=True))
+    try:
+        return _decode(torch.load(path, weights_only=True))
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch's zip reader and unpickler raise many kinds
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise Unreadable(f"{path} is unreadable ({type(e).__name__}: {reason[:200]})") from None
 
 
 def save(path: Path, agent, progress: dict) -> None:
     write(path, {"agent": agent.state_dict(), "progress": progress})
 
 
-def load(path: Path, agent) -> dict:
-    """Restore the agent in place; returns the loop's progress."""
-    state = read(path)
+def load(path: Path, agent) -> dict | None:
+    """Restore the agent in place and return the loop's progress; None when the checkpoint is
+    unreadable (a truncated copy, a disk fault): it is moved aside to `<name>.corrupt`, said in one
+    line, and the batch starts over (its records stay exact). The agent is untouched then."""
+    try:
+        state = read(path)
+    except Unreadable as e:
+        target = move_aside(path)
+        print(f"warning: checkpoint {e}; moved aside to {target.name}, its batch starts over", file=sys.stderr)
+        return None
     agent.load_state_dict(state["agent"])
     return state["progress"]
 
 
+def batch_name(keys: list[str]) -> str:
+    """A seed batch's name: its checkpoint, key list and claim (dqn_bench/claims.py) carry it."""
+    return hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:16]
+
+
 def path_for(folder: Path, keys: list[str]) -> Path:
     """The checkpoint of the batch holding these runs; writes its key list beside it."""
-    name = hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:16]
-    path = Path(folder) / f"{name}.pt"
+    path = Path(folder) / f"{batch_name(keys)}.pt"
     sidecar = path.with_suffix(".keys.json")
     if not sidecar.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{sidecar.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(list(keys), f)
-        os.replace(tmp, sidecar)
+        atomic_write_text(sidecar, json.dumps(list(keys)))
     return path
 
 

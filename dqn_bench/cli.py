@@ -11,6 +11,8 @@ import numpy as np
 import envs
 from dqn_bench import config as cfg
 from dqn_bench import checkpoints, registry
+from dqn_bench.claims import Claims
+from dqn_bench.files import WriteFailed
 from dqn_bench.executors import default_workers, require_ray, run_local, run_ray
 from dqn_bench.progress import Progress
 from dqn_bench.protocol import ConfigError, available_memory
@@ -122,15 +124,26 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
     every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
     options = dict(tensorboard=Path(args.tensorboard) if args.tensorboard else None, policies=True,
                    progress=progress.steps)
-    failed = 0
+    # another command on this folder may hold some batches: each is claimed just before it starts
+    claims = Claims(checkpoint_dir, lambda spec: store.done(spec, args.retry_failed), say=progress.note)
+    left: list = []
+
+    def leave(batch) -> None:
+        left.append(batch)
+        progress.drop(sum(s.budget for s in batch), len(batch))
+
+    mine = claims.claimed(batches, left=leave)
+    failed = ok = 0
     try:
         if args.executor == "ray":
-            records = run_ray(batches, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
+            records = run_ray(mine, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
                               **options)
         else:
-            records = run_local(batches, workers, args.env_package, checkpoint_dir, every, **options)
+            records = run_local(mine, workers, args.env_package, checkpoint_dir, every, **options)
         for record in records:
             store.write(record)
+            claims.stored(record["key"])
+            ok += record["status"] == "ok"
             spec = record["spec"]
             label = f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
             if record["status"] == "failed":
@@ -139,8 +152,11 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
             score = record["final_score"]
             progress.run_finished(f"{label} score {score if score is None else round(score, 1)}", record["status"] == "failed")
     finally:
+        claims.release()
         progress.close()
-    print(f"done: {len(todo) - failed} ok, {failed} failed, records in {store.runs}", file=sys.stderr)
+    others = sum(map(len, left))
+    print(f"done: {ok} ok, {failed} failed" + (f", {others} left to other commands on this folder" if others else "")
+          + f", records in {store.runs}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -375,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (WriteFailed, checkpoints.Unreadable) as e:  # a full disk, a broken saved network: not bad input
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `list | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0

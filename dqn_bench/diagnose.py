@@ -16,7 +16,7 @@ import numpy as np
 
 from dqn_bench import registry, runner
 from dqn_bench.config import RunSpec
-from dqn_bench.store import atomic_write_text
+from dqn_bench.files import atomic_write_text
 
 
 def diagnose(specs: list[RunSpec], every: int, probe_size: int = 1024) -> tuple[list[dict], list[dict]]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from queue import Empty
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from dqn_bench import checkpoints
 from dqn_bench.config import RunSpec
+from dqn_bench.files import WriteFailed
 from dqn_bench.protocol import ConfigError
 from dqn_bench.runner import failed_records, run_batch
 
@@ -21,21 +23,26 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
+def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_packages: Sequence[str] = (),
               checkpoint_dir: Path | None = None, checkpoint_every: int = 0, tensorboard: Path | None = None,
               policies: bool = False, progress: Callable[..., None] | None = None) -> Iterator[dict]:
-    """Yield one record per run, a batch's records together, in completion order. A bare
+    """Yield one record per run, a batch's records together, in completion order; a batch's
+    checkpoint is removed when the caller asks for the next record, i.e. once it has stored them
+    all (a caller that fails to store them leaves it for the rerun). `batches` is pulled lazily,
+    one batch as a worker frees up (claims.Claims.claimed claims each as it is pulled). A bare
     RunSpec in `batches` is a batch of one. `progress(n)` hears of env steps as batches train, and
     `progress(n, resumed=True)` of those a resumed batch's checkpoint had done."""
-    batches = [[b] if isinstance(b, RunSpec) else list(b) for b in batches]
+    batches = ([b] if isinstance(b, RunSpec) else list(b) for b in batches)
 
     def args(batch, report):
-        return (batch, _checkpoint(batch, checkpoint_dir, checkpoint_every), checkpoint_every, tensorboard, policies,
-                report)
+        path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
+        return (batch, path, checkpoint_every, tensorboard, policies, report), path
 
-    if workers <= 1 or len(batches) <= 1:
-        for batch in batches:
-            yield from run_batch(*args(batch, progress))
+    first = list(itertools.islice(batches, 2))
+    if workers <= 1 or len(first) <= 1:  # in this process: no worker to spawn
+        for batch in itertools.chain(first, batches):
+            call, path = args(batch, progress)
+            yield from _stored(run_batch(*call), path)
         return
     # spawn: workers start clean (no forked torch thread pools); env packages re-imported there
     ctx = multiprocessing.get_context("spawn")
@@ -44,12 +51,37 @@ def run_local(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: 
         pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                                        initargs=(tuple(env_packages),)))
         report = functools.partial(_put, queue) if queue is not None else None
-        pending = {pool.submit(run_batch, *args(batch, report)) for batch in batches}
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            _drain(queue, progress)
-            for future in done:
-                yield from future.result()
+        batches = itertools.chain(first, batches)
+        in_flight: dict = {}  # future -> its batch's checkpoint
+
+        def submit() -> None:
+            batch = next(batches, None)
+            if batch is not None:
+                call, path = args(batch, report)
+                in_flight[pool.submit(run_batch, *call)] = path
+
+        try:
+            for _ in range(workers):
+                submit()
+            while in_flight:
+                done, _ = wait(set(in_flight), timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(queue, progress)
+                for future in done:
+                    yield from _stored(future.result(), in_flight.pop(future))
+                    submit()
+        except BaseException:  # a failed write, Ctrl-C, the caller gone: stop now, not after every batch
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in ctx.active_children():  # checkpointed batches resume on the rerun
+                child.terminate()
+            raise
+
+
+def _stored(records: list[dict], checkpoint: Path | None) -> Iterator[dict]:
+    """Hand out a batch's records, then remove its checkpoint: the caller asks for more only after
+    storing them, so a failed store (a full disk) leaves the checkpoint for the rerun."""
+    yield from records
+    if checkpoint is not None:
+        checkpoints.remove(checkpoint)
 
 
 def _put(queue, n: int, resumed: bool = False) -> None:
@@ -95,12 +127,13 @@ def _init_worker(env_packages: tuple[str, ...]) -> None:
 RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
 
 
-def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
+def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
             checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
             max_retries: int = 3, tensorboard: Path | None = None, policies: bool = False,
             progress: Callable[..., None] | None = None) -> Iterator[dict]:
     """The same batches as Ray tasks (num_cpus=1, retried on worker death); records come back to
     this driver, which alone writes the store, so a retried task can never leave two records.
+    Every batch is pulled (so claimed) and submitted at once: Ray queues them on the cluster.
 
     Without `address` a local Ray instance with `workers` CPUs is started and shut down; with one,
     the driver joins that cluster and the cluster's CPUs set the concurrency. A batch whose task dies for good (retries exhausted) comes back as failed
@@ -127,19 +160,23 @@ def run_ray(batches: Sequence[Sequence[RunSpec]], workers: int, env_packages: Se
         for batch in batches:
             path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
             pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
-                                report)] = batch
+                                report)] = batch, path
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             _drain(queue, progress)
             if not ready:
                 continue
             (ref,) = ready
-            batch = pending.pop(ref)
+            batch, path = pending.pop(ref)
             try:
-                yield from ray.get(ref)
-            except RayError as e:
+                records = ray.get(ref)
+            except WriteFailed:  # Ray raises the task's own exception type too: a full disk stops the command
+                raise
+            except RayError as e:  # the checkpoint, if any, stays: --retry-failed resumes it
                 yield from failed_records(batch, f"{type(e).__name__} after {max_retries} retries: "
                                                  f"{str(e).strip().splitlines()[0][:300]}")
+                continue
+            yield from _stored(records, path)
     finally:  # Ctrl-C, or the caller stopped reading: no task outlives the command
         for ref in pending:
             ray.cancel(ref, force=True)

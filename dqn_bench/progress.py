@@ -39,6 +39,13 @@ class Progress:
         if not self.tty and now - self.last_line >= self.every:
             self._line(now)
 
+    def drop(self, steps: int, runs: int) -> None:
+        """Runs this command will not train after all (another command has them)."""
+        self.total -= steps
+        self.runs -= runs
+        self.bar.total = self.total
+        self.bar.refresh()
+
     def run_finished(self, label: str, failed: bool) -> None:
         self.runs_done += 1
         self.failed += failed

@@ -16,6 +16,7 @@ from rliable import plot_utils  # noqa: E402
 
 import baselines  # noqa: E402
 from dqn_bench import stats  # noqa: E402
+from dqn_bench.files import atomic_write_bytes  # noqa: E402
 from dqn_bench.store import Store  # noqa: E402
 
 BASE_AGENT = "dqn"
@@ -254,10 +255,7 @@ def _seeds(df: pd.DataFrame) -> str:
 
 def write(root: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
-        path = root / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        atomic_write_bytes(root / name, data)
 
 
 def stale(root: Path, files: dict[str, bytes]) -> list[str]:

@@ -19,6 +19,7 @@ import torch
 import envs
 from dqn_bench import checkpoints, registry
 from dqn_bench.config import RunSpec
+from dqn_bench.files import WriteFailed
 from dqn_bench.protocol import Transitions
 from dqn_bench.train_log import Ticker, TrainLog
 
@@ -133,7 +134,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     and the others go on. Any other exception fails the whole batch and propagates.
 
     With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
-    `checkpoint_every` steps, and an existing checkpoint is resumed. With `tensorboard`, each seed
+    `checkpoint_every` steps, and an existing checkpoint is resumed (an unreadable one is moved
+    aside and the batch starts over). With `tensorboard`, each seed
     logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all
     seeds; a resumed checkpoint's steps as `progress(n, resumed=True)`).
     `hook(step, agent)` runs after every env step's observe (diagnostics).
@@ -147,8 +149,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds, s0.budget)
     obs = np.zeros((k_all, *space.shape), space.dtype)
     clock, spent = (time.perf_counter(), time.process_time()), (0.0, 0.0)
-    if checkpoint is not None and checkpoint.exists():
-        state = checkpoints.load(checkpoint, agent)
+    state = checkpoints.load(checkpoint, agent) if checkpoint is not None and checkpoint.exists() else None
+    if state is not None:
         step0, prog = state["step"], state["seeds"]
         spent = tuple(state.get("spent", spent))  # wall and CPU seconds before the interruption
         for k, (env, p) in enumerate(zip(train_envs, prog)):
@@ -254,8 +256,9 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
               tensorboard: Path | None = None, policies: bool = False,
               progress: Callable[..., None] | None = None) -> list[dict]:
     """One record per spec; never raises for a failure inside the runs: it comes back as status
-    'failed'. The checkpoint, if any, is removed once the batch is over (the records replace it).
-    With `policies`, each ok record carries its seed's final greedy policy under "policy" (the
+    'failed'. A failed write (files.WriteFailed: a full disk) is no failure of the runs: it
+    propagates, and the last checkpoint stays for the rerun. The checkpoint is the caller's to
+    remove once the records are stored (executors do). With `policies`, each ok record carries its seed's final greedy policy under "policy" (the
     store saves it beside the record) when the agent exports one."""
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
@@ -265,12 +268,12 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
             for k, result in enumerate(results):
                 if result["status"] == "ok":
                     result["policy"] = agent.policy_state(k)
+    except WriteFailed:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure is data, the suite goes on
         tb = traceback.extract_tb(e.__traceback__)[-1]
         error = f"{type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
         results = [_failed(error)] * len(specs)
-    if checkpoint is not None:
-        checkpoints.remove(checkpoint)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     before = results[0].get("spent_before_s", (0.0, 0.0))  # the same for every seed of the batch
     for result in results:
@@ -297,5 +300,8 @@ def _failed(error: str) -> dict:
 
 
 def run_one(spec: RunSpec, checkpoint: Path | None = None, checkpoint_every: int = 0) -> dict:
-    """A batch of one."""
-    return run_batch([spec], checkpoint, checkpoint_every)[0]
+    """A batch of one, its checkpoint removed once its record is back."""
+    record = run_batch([spec], checkpoint, checkpoint_every)[0]
+    if checkpoint is not None:
+        checkpoints.remove(checkpoint)
+    return record

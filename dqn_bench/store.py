@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Iterator
 
 from dqn_bench import checkpoints
 from dqn_bench.config import RunSpec
+from dqn_bench.files import atomic_write_text, move_aside
 from dqn_bench.protocol import ConfigError
 
 REQUIRED = {
@@ -20,22 +20,6 @@ REQUIRED = {
 
 class CorruptRecord(ValueError):
     pass
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def validate(record: object) -> dict:
@@ -113,6 +97,14 @@ class Store:
                 good.append(rec)
         return good
 
+    def done(self, spec: RunSpec, retry_failed: bool = False) -> bool:
+        """Whether the run is stored (as ok, or failed unless `retry_failed`): one file read."""
+        try:
+            record = validate(json.loads(self.path_for(spec).read_text()))
+        except (OSError, ValueError, CorruptRecord):
+            return False
+        return record["status"] == "ok" or not retry_failed
+
     def finished(self, retry_failed: bool = False) -> set[str]:
         return {r["key"] for r in self.records() if r["status"] == "ok" or not retry_failed}
 
@@ -122,12 +114,7 @@ class Store:
         moved = []
         for path, rec in self.scan():
             if isinstance(rec, CorruptRecord):
-                target = path.with_name(path.name + ".corrupt")
-                n = 1
-                while target.exists():
-                    target = path.with_name(f"{path.name}.corrupt.{n}")
-                    n += 1
-                os.replace(path, target)
+                target = move_aside(path)
                 print(f"warning: moved corrupt record aside to {target.name} ({rec}); its run will be redone",
                       file=sys.stderr)
                 moved.append(target)
