@@ -168,7 +168,7 @@ def main() -> None:
     cart = child(f"dqn:CartPole-v1:0:50000:{k}", args)
     lone = child("dqn:CartPole-v1:0:50000:1", args)
     per_seed = cart["wall_s"] / k
-    print(f"\n1. CartPole-v1, Zoo config, 50k steps, final evaluation only, one thread per process")
+    print("\n1. CartPole-v1, Zoo config, 50k steps, final evaluation only, one thread per process")
     print(f"   dqn_bench, {k} seeds in one process: {cart['wall_s']:.1f} s = {per_seed:.1f} s per seed "
           f"(final scores {', '.join(f'{s:.0f}' for s in cart['scores'])})")
     print(f"   dqn_bench, 1 seed (--seed-batch 1): {lone['wall_s']:.1f} s; seed batching speedup "

@@ -70,12 +70,17 @@ def plan_batches(todo: list[cfg.RunSpec], workers: int, seed_batch: int | None, 
     return batches
 
 
-def cmd_run(args) -> int:
+def planned(args) -> tuple[dict, list[cfg.RunSpec]]:
+    """`run`'s suite and its runs, as its arguments select them."""
     for pkg in args.env_package:
         envs.import_env_package(pkg)
     suite = cfg.load_suite(args.suite)
-    specs = cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set),
-                     first_seed=args.first_seed)
+    return suite, cfg.plan(suite, _names(args.agents), _names(args.envs), args.seeds, cfg.parse_sets(args.set),
+                           first_seed=args.first_seed)
+
+
+def cmd_run(args) -> int:
+    suite, specs = planned(args)
     return execute(specs, Store(Path(args.out) / suite["name"]), suite, args)
 
 
@@ -161,7 +166,7 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from dqn_bench import report, sweep
+    from dqn_bench import reporting, sweep
 
     for pkg in args.env_package:
         envs.import_env_package(pkg)
@@ -181,7 +186,7 @@ def cmd_sweep(args) -> int:
     store = Store(Path(args.out) / "sweeps" / name)
     code = execute(specs, store, {**suite, "name": f"sweep {name}"}, args)
     sweep.save_definition(store.root, grid, points)  # so CI can rebuild and check the report
-    report.write(store.root, sweep.build(store.root, grid, points, args.reps))
+    reporting.write(store.root, sweep.build(store.root, grid, points, args.reps))
     print(f"wrote the sweep report to {store.root / 'README.md'}", file=sys.stderr)
     return code
 
@@ -234,7 +239,7 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from dqn_bench import report
+    from dqn_bench import reporting
 
     suite = cfg.load_suite(args.suite)
     root = Path(args.out) / suite["name"]
@@ -242,16 +247,16 @@ def cmd_report(args) -> int:
         raise ConfigError(f"no records in {root / 'runs'}; run `python -m dqn_bench run --suite {args.suite}` first")
     if args.reps < 1:
         raise ConfigError(f"--reps must be >= 1, got {args.reps}")
-    files = report.build(root, reps=args.reps, allow_ragged=args.allow_ragged, notes=suite.get("notes"))
+    files = reporting.build(root, reps=args.reps, allow_ragged=args.allow_ragged, notes=suite.get("notes"))
     if args.check:
-        stale = report.stale(root, files)
+        stale = reporting.stale(root, files)
         if stale:
             print(f"stale report in {root}: {', '.join(stale)} differ from the records; "
                   f"run `python -m dqn_bench report --suite {args.suite}`", file=sys.stderr)
             return 1
         print(f"report in {root} is current ({len(files)} files)", file=sys.stderr)
         return 0
-    report.write(root, files)
+    reporting.write(root, files)
     print(f"wrote {', '.join(sorted(files))} to {root}", file=sys.stderr)
     return 0
 

@@ -19,7 +19,7 @@ from rliable import metrics  # noqa: E402
 from dqn_bench import config as cfg  # noqa: E402
 from dqn_bench import stats  # noqa: E402
 from dqn_bench.protocol import ConfigError  # noqa: E402
-from dqn_bench.report import _ci, _png  # noqa: E402
+from dqn_bench.reporting import _ci, _png  # noqa: E402
 from dqn_bench.files import atomic_write_text  # noqa: E402
 from dqn_bench.store import Store  # noqa: E402
 

@@ -190,7 +190,7 @@ def test_replay_memory_lowers_the_batch_with_a_message(monkeypatch, capsys):
 
 
 def test_report_counts_a_batch_once_in_wall_time(tmp_path):
-    from dqn_bench import report
+    from dqn_bench import reporting
     from dqn_bench.store import Store
 
     store = Store(tmp_path / "classic")
@@ -199,7 +199,7 @@ def test_report_counts_a_batch_once_in_wall_time(tmp_path):
         assert all(r["seed_batch"] == 2 for r in records)
         for r in records:
             store.write(r | {"wall_time_s": 3600.0, "cpu_time_s": 1800.0})  # each batch: one hour, half on CPU
-    readme = report.build(store.root, reps=10)["README.md"].decode()
+    readme = reporting.build(store.root, reps=10)["README.md"].decode()
     assert "total training wall time: 2.00 h" in readme  # two batches, not four runs
     assert re.search(r"^\| dqn \|.*\| 900 \|$", readme, re.M)  # cost: CPU time shared by the batch's 2 seeds
 

@@ -4,7 +4,8 @@ import pytest
 from rliable import library, metrics
 
 import baselines
-from dqn_bench import cli, report, stats
+from dqn_bench import cli, stats
+from dqn_bench import reporting
 from dqn_bench.protocol import ConfigError
 from dqn_bench.store import Store
 
@@ -85,7 +86,7 @@ def test_agents_may_differ_in_their_number_of_seeds(tmp_path):
                 store.write(fake_record(agent, env, seed, 300.0 + seed if env == "CartPole-v1" else -100.0 - seed))
     df = stats.check_grid(stats.tidy(store.records()))
     assert df.groupby("agent")["seed"].nunique().to_dict() == {"dqn": 5, "sb3_dqn": 10}
-    readme = report.build(tmp_path / "s", reps=100)["README.md"].decode()
+    readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
     assert "| dqn | 5 |" in readme and "| sb3_dqn | 10 |" in readme
 
 
@@ -95,10 +96,10 @@ def test_a_suite_note_is_printed_beside_its_number(tmp_path):
         for seed in range(3):
             store.write(fake_record(agent, "CartPole-v1", seed, base + seed))
     notes = {"random": {"CartPole-v1": "it never learns, by design.", "Acrobot-v1": "not in this grid"}}
-    readme = report.build(tmp_path / "s", reps=100, notes=notes)["README.md"].decode()
+    readme = reporting.build(tmp_path / "s", reps=100, notes=notes)["README.md"].decode()
     assert "| random | 3 | 23.00 [22.00, 24.00] | 0.00 (note 1) |" in readme
     assert "\n1. `random`: it never learns, by design.\n" in readme and "not in this grid" not in readme
-    assert "(note" not in report.build(tmp_path / "s", reps=100)["README.md"].decode()
+    assert "(note" not in reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
 
 
 def test_report_is_reproducible_and_check_catches_stale(tmp_path):
@@ -107,13 +108,13 @@ def test_report_is_reproducible_and_check_catches_stale(tmp_path):
         for seed in range(3):
             for env in ("CartPole-v1", "Acrobot-v1"):
                 store.write(fake_record(agent, env, seed, base + 10 * seed if env == "CartPole-v1" else -400.0 + seed))
-    files = report.build(tmp_path / "s", reps=200)
-    assert files == report.build(tmp_path / "s", reps=200)  # byte-identical
-    report.write(tmp_path / "s", files)
+    files = reporting.build(tmp_path / "s", reps=200)
+    assert files == reporting.build(tmp_path / "s", reps=200)  # byte-identical
+    reporting.write(tmp_path / "s", files)
     sdir = tmp_path / "s"
-    assert report.stale(sdir, report.build(sdir, reps=200)) == []
+    assert reporting.stale(sdir, reporting.build(sdir, reps=200)) == []
     store.write(fake_record("dqn", "CartPole-v1", 0, 499.0))  # same run key, new score
-    assert "README.md" in report.stale(sdir, report.build(sdir, reps=200))
+    assert "README.md" in reporting.stale(sdir, reporting.build(sdir, reps=200))
     readme = (sdir / "README.md").read_text()
     assert "| dqn | 3 |" in readme and "threshold 475" in readme
 
@@ -156,24 +157,24 @@ def test_atari5_prediction_by_hand_with_its_interval():
             one = human if game == "ALE/BattleZone-v5" else rand
             rows.append({"agent": "battlezone_only", "env_id": game, "seed": seed, "final_score": one})
     rows.append({"agent": "four_games", "env_id": "ALE/Qbert-v5", "seed": 0, "final_score": 1.0})
-    got = report.atari5_prediction(pd.DataFrame(rows), reps=50)
+    got = reporting.atari5_prediction(pd.DataFrame(rows), reps=50)
     assert set(got) == {"at_human", "at_random", "battlezone_only"}  # an agent needs all five games
     # 10^(sum_g w_g log10(1 + 100)) - 1 when every game is at human (HNS 100%)
     assert got["at_human"] == pytest.approx((101 ** sum(weights.values()) - 1,) * 3)
     assert got["at_random"] == pytest.approx((0.0, 0.0, 0.0))
     assert got["battlezone_only"][0] == pytest.approx(101 ** weights["ALE/BattleZone-v5"] - 1)  # ~4.8%
     spread = [{**r, "final_score": r["final_score"] + 1000 * r["seed"]} for r in rows if r["agent"] == "at_human"]
-    point, low, high = report.atari5_prediction(pd.DataFrame(spread), reps=200)["at_human"]
+    point, low, high = reporting.atari5_prediction(pd.DataFrame(spread), reps=200)["at_human"]
     assert low < point < high  # seeds that differ give a real interval
 
 
 def test_atari_100k_budget_shows_the_published_100k_numbers_and_their_protocol():
     bz = baselines.reference("ALE/BattleZone-v5")
-    at_100k = report._published(bz, 400_000)
+    at_100k = reporting._published(bz, 400_000)
     assert at_100k["DER (van Hasselt et al. 2019) (100k steps)"] == 10124.6
     assert any(k.startswith("DQN (Nature") for k in at_100k)
     assert not any(k.startswith("Dopamine") for k in at_100k)  # 10M+ frames: not beside a 400k-frame run
-    at_10m = report._published(bz, 40_000_000)
+    at_10m = reporting._published(bz, 40_000_000)
     assert not any(k.endswith("(100k steps)") for k in at_10m) and any(k.startswith("Dopamine") for k in at_10m)
     assert "no sticky actions" in baselines.ATARI_100K_PROTOCOL
 
@@ -186,6 +187,6 @@ def test_an_atari_100k_report_prints_the_published_numbers_with_their_protocol(t
         rec = fake_record("dqn", "ALE/BattleZone-v5", seed, 3000.0 + seed)
         spec = RunSpec(**{**rec["spec"], "budget": 100_000, "eval_every": 100_000, "env_kwargs": {"frame_skip": 4}})
         store.write({**rec, "spec": spec.to_json(), "key": spec.key})
-    readme = report.build(tmp_path / "s", reps=100)["README.md"].decode()
+    readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
     assert "DER (van Hasselt et al. 2019) (100k steps): 10124.6" in readme
     assert "Published numbers marked (100k steps) follow the Atari-100k protocol, not ours." in readme
