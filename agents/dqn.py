@@ -17,7 +17,8 @@ from gymnasium import spaces
 
 from agents.adam import Adam
 from agents.frame_replay import FrameReplay
-from agents.networks import DUELING_HEADS, seed_stack
+from agents.augment import Augment
+from agents.networks import CONV_PADDINGS, DUELING_HEADS, INITS, seed_stack
 from agents.replay import ReplayBuffer
 from agents.schedules import check_exploration, epsilon_schedule
 from agents.sum_tree import SumTree
@@ -64,6 +65,15 @@ class DQNConfig:
     """env steps over which beta anneals linearly from per_beta0 to 1"""
     per_eps: float = 1e-6
     n_step: int = 1
+    epsilon_warmup: int = new_field(0)
+    """env steps at epsilon_start before the schedule starts (Dopamine's warmup_steps)"""
+    augment: bool = new_field(False)
+    """image observations: random shifts (replicate-pad 4, crop) and intensity noise when training
+    (agents/augment.py); never when acting"""
+    conv_padding: str = new_field("valid")
+    """conv torso: "valid" (Nature) or "same" (Dopamine)"""
+    init: str = new_field("torch")
+    """"torch" (layer defaults) or "xavier" (Dopamine)"""
 
     def __post_init__(self):
         check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -89,8 +99,8 @@ class DQNConfig:
         )
         check_exploration(self)
         check(self.reward_clip >= 0, "reward_clip must be >= 0")
-        check(self.dueling_head in DUELING_HEADS,
-              f"dueling_head must be one of {', '.join(DUELING_HEADS)}; got '{self.dueling_head}'")
+        for name, valid in (("dueling_head", DUELING_HEADS), ("conv_padding", CONV_PADDINGS), ("init", INITS)):
+            check(getattr(self, name) in valid, f"{name} must be one of {', '.join(valid)}; got '{getattr(self, name)}'")
         check(0.0 <= self.per_alpha <= 1.0, f"per_alpha must be in [0, 1], got {self.per_alpha}")
         check(0.0 <= self.per_beta0 <= 1.0, f"per_beta0 must be in [0, 1], got {self.per_beta0}")
         check(self.per_eps > 0, "per_eps must be > 0")
@@ -111,14 +121,23 @@ class DQN:
         self.k = len(seeds)
         self.n_actions = n_actions
         self.q = seed_stack(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling, list(seeds),
-                            c.dueling_head)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+                            dueling_head=c.dueling_head, conv_padding=c.conv_padding, init=c.init)
+        # A hard copy before every single gradient step makes the target the online net itself
+        # (DrQ(eps): target_update_period 1): one network, one forward pass on the next state.
+        self.target_is_online = c.tau == 1.0 and c.target_update_interval == 1 and c.train_freq == 1 \
+            and c.gradient_steps in (1, -1)
+        self.q_target = self.q if self.target_is_online else copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
         self.greedy = self.q.numpy_greedy()  # numpy views of the live weights (MLP), else None
         self.optimizer = Adam(self.params, lr=c.learning_rate, eps=c.adam_eps)  # torch's fused Adam kernel
         self._synced = True  # the target equals the online net (a hard copy can be skipped)
-        streams = [np.random.SeedSequence(s).spawn(2) for s in seeds]  # a seed's streams are its own
+        # a seed's streams are its own: exploration, replay sampling, evaluation, augmentation
+        streams = [np.random.SeedSequence(s).spawn(4) for s in seeds]
         self.rngs = [np.random.default_rng(s[0]) for s in streams]  # exploration
+        self.eval_rngs = [np.random.default_rng(s[2]) for s in streams]  # evaluation (act_episodes)
+        if c.augment and len(obs_space.shape) != 3:
+            raise ConfigError(f"augment needs image observations (stacked frames), got shape {obs_space.shape}")
+        self.augment = Augment([np.random.default_rng(s[3]) for s in streams]) if c.augment else None
         # stacked frames: store each frame once and rebuild stacks at sample time
         replay_cls = FrameReplay if len(obs_space.shape) == 3 else ReplayBuffer
         self.memory_bytes = self.k * c.buffer_size * replay_cls.bytes_per_row(obs_space.shape, obs_space.dtype)
@@ -165,6 +184,31 @@ class DQN:
             actions = np.where(random, actions, greedy)
         return actions
 
+    def act_episodes(self, obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """The evaluation policy for E episodes of each seed at once: obs[K, E, ...] and
+        active[K, E] -> actions[K, E], one forward pass for every greedy row. Random draws come
+        from each seed's evaluation stream and only for active rows, so evaluating changes nothing
+        of a seed's training and never depends on its batch mates."""
+        eps = self.cfg.eval_epsilon
+        actions = np.zeros(active.shape, np.int64)
+        greedy = active.copy()
+        if eps > 0:
+            for k in range(self.k):
+                rows = np.flatnonzero(active[k])
+                pick = rows[self.eval_rngs[k].random(len(rows)) < eps]
+                actions[k, pick] = self.eval_rngs[k].integers(self.n_actions, size=len(pick))
+                greedy[k, pick] = False
+        rows = [np.flatnonzero(g) for g in greedy]
+        width = max(map(len, rows))
+        if width:  # each seed's greedy rows, padded to one width: [K, width, ...] in one forward pass
+            index = np.stack([np.pad(r, (0, width - len(r))) for r in rows])
+            x = torch.as_tensor(obs[np.arange(self.k)[:, None], index])
+            with torch.no_grad():
+                best = self.q(x).argmax(dim=-1).numpy()
+            for k, r in enumerate(rows):
+                actions[k, r] = best[k, : len(r)]
+        return actions
+
     # -- learning -------------------------------------------------------------------------
     def observe(self, batch: Transitions) -> dict[str, np.ndarray]:
         """One env step of every seed; metrics are per seed ([K] arrays)."""
@@ -190,6 +234,8 @@ class DQN:
         return metrics
 
     def _update_target(self) -> None:
+        if self.target_is_online:
+            return
         target, online = list(self.q_target.parameters()), list(self.q.parameters())
         with torch.no_grad():
             if self.cfg.tau == 1.0:
@@ -210,7 +256,7 @@ class DQN:
         if self.tree is None:
             # Uniform: the data do not change within a round, so gather every batch in one call
             rows = self.replay.sample_rows(gradient_steps * c.batch_size)
-            obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))
+            obs, action, returns, next_obs, discount = self._batch(rows)
             losses = torch.empty(gradient_steps, self.k)
             for g in range(gradient_steps):
                 b = slice(g * c.batch_size, (g + 1) * c.batch_size)
@@ -225,13 +271,22 @@ class DQN:
             # frame replay: a row not ready yet is redrawn, proportionally, from its own seed
             self.replay.redraw_invalid(rows, lambda k, n: self.tree.sample_one(k, n, self.replay.rngs[k]))
             weights = importance_weights(self.tree.get(rows) / self.tree.total[:, None], size, self.beta())
-            obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, c.gamma, c.n_step))
+            obs, action, returns, next_obs, discount = self._batch(rows)
             target = td_target(self.q, self.q_target, next_obs, returns, discount, c.double)
             losses[g], td = self._gradient_step(obs, action, target, weights=torch.as_tensor(weights))
             priorities = (np.abs(td) + c.per_eps) ** c.per_alpha
             self.tree.update(every, rows.ravel(), priorities.ravel())
             self.max_priority = np.maximum(self.max_priority, priorities.max(axis=1))
         return losses.mean(0).numpy()
+
+    def _batch(self, rows: np.ndarray) -> list[torch.Tensor]:
+        """The replay's transitions at rows[K, B] as tensors; with `augment`, the state and the
+        next state are augmented independently (the next state the same for every path through it)."""
+        obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, self.cfg.gamma,
+                                                                                             self.cfg.n_step))
+        if self.augment is not None:
+            obs, next_obs = self.augment(obs), self.augment(next_obs)
+        return [obs, action, returns, next_obs, discount]
 
     def _gradient_step(self, obs, action, target, weights):
         """One Adam step of every seed; each seed's loss is its own, so each gets its own gradient.
@@ -278,6 +333,8 @@ class DQN:
             "replay": self.replay.state_dict(),
             "tree": None if self.tree is None else self.tree.tree.copy(),
             "rngs": [r.bit_generator.state for r in self.rngs],
+            "eval_rngs": [r.bit_generator.state for r in self.eval_rngs],
+            "augment_rngs": [r.bit_generator.state for r in self.augment.rngs] if self.augment else [],
             "counters": (self.steps, self.episodes.copy(), self.since_train, self.max_priority.copy()),
         }
 
@@ -297,8 +354,10 @@ class DQN:
         self.replay.load_state_dict(state["replay"])
         if self.tree is not None:
             self.tree.tree[:] = state["tree"]
-        for rng, s in zip(self.rngs, state["rngs"]):
-            rng.bit_generator.state = s
+        for rngs, name in ((self.rngs, "rngs"), (self.eval_rngs, "eval_rngs"),
+                           (self.augment.rngs if self.augment else [], "augment_rngs")):
+            for rng, s in zip(rngs, state.get(name, [])):  # older checkpoints lack the newer streams
+                rng.bit_generator.state = s
         self.steps, episodes, self.since_train, max_priority = state["counters"]
         self.episodes[:], self.max_priority[:] = episodes, max_priority
 
@@ -313,10 +372,11 @@ def _in_layout(saved: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def td_target(q, q_target, next_obs, returns, discount, double: bool) -> torch.Tensor:
     """returns + discount * Q_target(s', a*): a* = argmax Q_target (DQN) or argmax Q (double).
-    Any leading axes ([K, B] for seed batches); actions on the last."""
+    Any leading axes ([K, B] for seed batches); actions on the last. When the target is the online
+    net itself (DQN.target_is_online), double's choice is the max: one forward pass."""
     with torch.no_grad():
         next_q = q_target(next_obs)
-        if double:  # online net picks, target net evaluates (van Hasselt et al. 2016)
+        if double and q_target is not q:  # online net picks, target net evaluates (van Hasselt et al. 2016)
             best = q(next_obs).argmax(dim=-1, keepdim=True)
             value = next_q.gather(-1, best).squeeze(-1)
         else:
@@ -378,6 +438,16 @@ PRESETS = {
     "combined_dqn": {"double": True, "dueling": True, "prioritized": True, "n_step": 3},
     # The published 10M-step Atari configuration: RL Zoo hyperparams/dqn.yml `atari` (see
     # baselines/SOURCES.md); run it with the atari5-10m suite, which holds the 10M-step budget.
+    # DrQ(eps) as google/dopamine labs/atari_100k/configs/DrQ_eps.gin sets it (JaxFullRainbowAgent:
+    # dueling, double, no noisy nets, not distributional; Atari100kRainbowAgent: augmentation;
+    # FullRainbowNetwork: SAME convs, linear dueling heads, Glorot init). Run it with the
+    # atari100k suite, whose file lists every knob's source and the differences kept.
+    "drq_eps": {"double": True, "dueling": True, "dueling_head": "linear", "conv_padding": "same", "init": "xavier",
+                "augment": True, "n_step": 10, "gamma": 0.99, "batch_size": 32, "buffer_size": 100_000,
+                "learning_starts": 1_600, "train_freq": 1, "gradient_steps": 1, "target_update_interval": 1, "tau": 1.0,
+                "epsilon_schedule": "linear", "epsilon_unit": "step", "epsilon_start": 1.0, "epsilon_end": 0.01,
+                "epsilon_warmup": 1_600, "epsilon_duration": 5_000, "eval_epsilon": 0.001, "learning_rate": 1e-4,
+                "adam_eps": 1.5e-4, "loss": "huber", "max_grad_norm": 0.0, "reward_clip": 1.0, "prioritized": False},
     "dqn_zoo_atari": {"buffer_size": 100_000, "batch_size": 32, "learning_rate": 1e-4, "learning_starts": 100_000,
                       "target_update_interval": 1_000, "train_freq": 4, "gradient_steps": 1,
                       "epsilon_duration": 1_000_000, "epsilon_end": 0.01, "reward_clip": 1.0, "gamma": 0.99},

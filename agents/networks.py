@@ -7,6 +7,8 @@ so K seeds cost one call per layer, not K. Nothing crosses seeds: every op is pe
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -77,18 +79,35 @@ def mlp(obs_dim: int, n_actions: int, hidden: tuple[int, ...], dueling: bool, du
     return nn.Sequential(*layers)
 
 
-class NatureCNN(nn.Module):
-    """Mnih et al. 2015: 3 conv layers + 512 hidden units; uint8 frames scaled to [0, 1]."""
+CONV_PADDINGS = ("valid", "same")
+INITS = ("torch", "xavier")
 
-    def __init__(self, in_channels: int, n_actions: int, dueling: bool, dueling_head: str = "streams"):
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow/Flax SAME: the output is ceil(size / stride), the input padded by (before,
+    after), the odd pixel after. 84 -> 21 -> 11 -> 11 for the Nature CNN's three layers."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015: 3 conv layers + 512 hidden units; uint8 frames scaled to [0, 1].
+    `conv_padding="same"`: each convolution padded SAME, as Dopamine's networks (Flax's default)
+    do: a 64 x 11 x 11 = 7744-wide flatten instead of Nature's 3136."""
+
+    def __init__(self, in_channels: int, n_actions: int, dueling: bool, dueling_head: str = "streams",
+                 conv_padding: str = "valid", size: int = 84):
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
-            nn.Flatten(),
-        )
-        features = 64 * 7 * 7
+        layers: list[nn.Module] = []
+        self.pads = []
+        for c_in, c_out, kernel, stride in ((in_channels, 32, 8, 4), (32, 64, 4, 2), (64, 64, 3, 1)):
+            pad = same_padding(size, kernel, stride) if conv_padding == "same" else (0, 0)
+            self.pads.append(pad)
+            layers += [nn.ZeroPad2d((*pad, *pad))] if pad != (0, 0) else []
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride=stride), nn.ReLU()]
+            size = (size + sum(pad) - kernel) // stride + 1
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        features = 64 * size * size
         if dueling and dueling_head == "streams":
             self.head: nn.Module = DuelingHead(features, n_actions, 512)
         elif dueling:
@@ -101,11 +120,20 @@ class NatureCNN(nn.Module):
 
 
 def q_network(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool,
-              dueling_head: str = "streams") -> nn.Module:
-    """One seed's network; its initialization under torch.manual_seed(seed) is that seed's."""
+              dueling_head: str = "streams", conv_padding: str = "valid", init: str = "torch") -> nn.Module:
+    """One seed's network; its initialization under torch.manual_seed(seed) is that seed's.
+    init "torch": PyTorch's layer defaults; "xavier": Glorot-uniform weights and zero biases,
+    Dopamine's (nn.initializers.xavier_uniform in dopamine/jax/networks.py)."""
     if len(obs_shape) == 3:  # (stack, 84, 84) frames
-        return NatureCNN(obs_shape[0], n_actions, dueling, dueling_head)
-    return mlp(int(np.prod(obs_shape)), n_actions, hidden, dueling, dueling_head)
+        net: nn.Module = NatureCNN(obs_shape[0], n_actions, dueling, dueling_head, conv_padding, obs_shape[-1])
+    else:
+        net = mlp(int(np.prod(obs_shape)), n_actions, hidden, dueling, dueling_head)
+    if init == "xavier":
+        for m in net.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+    return net
 
 
 def _linear(x, w, b):
@@ -194,6 +222,7 @@ class SeedStackQ(nn.Module):
         self.k = len(nets)
         convs = [[m for m in net.modules() if isinstance(m, nn.Conv2d)] for net in nets]
         self.strides = [c.stride[0] for c in convs[0]]
+        self.pads = ref.pads if isinstance(ref, NatureCNN) else []
         self.conv_w = nn.ParameterList([_stack([c[i].weight for c in convs]) for i in range(len(self.strides))])
         self.conv_b = nn.ParameterList([_stack([c[i].bias for c in convs]) for i in range(len(self.strides))])
         heads = [net.head if isinstance(net, NatureCNN) else net for net in nets]
@@ -239,7 +268,9 @@ class SeedStackQ(nn.Module):
         # channels-last: oneDNN's kernels for it make a CPU update ~1.2x faster (the first layer's
         # weight gradient above all; benchmarks/bench_atari.py), same math up to float rounding
         x = x.contiguous(memory_format=torch.channels_last).float().div_(255.0)
-        for w, bias, stride in zip(self.conv_w, self.conv_b, self.strides):
+        for w, bias, stride, pad in zip(self.conv_w, self.conv_b, self.strides, self.pads):
+            if pad != (0, 0):
+                x = F.pad(x, (*pad, *pad))
             x = F.relu(F.conv2d(x, w.flatten(0, 1), bias.flatten(), stride=stride, groups=k), inplace=True)
         return x.reshape(b, k, -1).transpose(0, 1)  # [K, B, features] (reshape restores C, H, W order)
 
@@ -328,11 +359,12 @@ def _stack(tensors: list[torch.Tensor]) -> nn.Parameter:
 
 
 def seed_stack(obs_shape: tuple[int, ...], n_actions: int, hidden: tuple[int, ...], dueling: bool,
-               seeds: list[int], dueling_head: str = "streams") -> SeedStackQ:
-    """K networks, seed k's initialized from torch.manual_seed(seeds[k]) alone."""
+               seeds: list[int], **options: str) -> SeedStackQ:
+    """K networks, seed k's initialized from torch.manual_seed(seeds[k]) alone; `options` are
+    q_network's (dueling_head, conv_padding, init)."""
     nets = []
     for seed in seeds:
         with torch.random.fork_rng(devices=[]):  # weights from the run's seed, not global state
             torch.manual_seed(seed)
-            nets.append(q_network(obs_shape, n_actions, hidden, dueling, dueling_head))
+            nets.append(q_network(obs_shape, n_actions, hidden, dueling, **options))
     return SeedStackQ(nets)

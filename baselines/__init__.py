@@ -90,6 +90,15 @@ def reference(env_id: str, kwargs: dict | None = None) -> Reference:
 
 
 @cache
+def published_runs(agent: str = "drq_eps") -> dict[str, list[float]]:
+    """Published per-run scores by ALE id: DrQ(eps)'s 100 Atari-100k runs per game (rliable data)."""
+    out: dict[str, list[float]] = {}
+    for r in _rows(f"{agent}_atari100k_runs.csv"):
+        out.setdefault(r["ale_v5_id"], []).append(float(r["score"]))
+    return out
+
+
+@cache
 def atari5_weights() -> dict[str, float]:
     """Atari-5 regression weights (Aitchison et al. 2022) for the median-HNS prediction."""
     return {r["ale_v5_id"]: float(r["weight"]) for r in _rows("atari5.csv") if r["subset"] == "Atari_5"}

@@ -125,6 +125,7 @@ _NAMES = (list, str)
 SUITE_KEYS: dict[str, Any] = {
     "name": str, "description": str, "agents": _NAMES, "envs": _NAMES, "seeds": int,
     "checkpoint_every": int, "seed_batch": int, "defaults": dict, "env": dict, "hyperparams": dict, "notes": dict,
+    "env_kwargs": dict,  # per env family ("atari", "default"): kwargs for every env of it, under each env's own
 }
 ENV_KEYS: dict[str, Any] = {"id": str, "kwargs": dict, **RUN_KEYS}
 
@@ -153,6 +154,7 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     if suite.get("seed_batch", 1) < 1:
         raise ConfigError(f"suite file {path}: 'seed_batch' must be >= 1, got {suite['seed_batch']}")
     _check_table(suite.get("defaults", {}), RUN_KEYS, "defaults.", path)
+    _check_table(suite.get("env_kwargs", {}), {"atari": dict, "default": dict}, "env_kwargs.", path)
     for label, table in suite.get("env", {}).items():
         _check_table({label: table}, {label: dict}, "env.", path)
         _check_table(table, ENV_KEYS, f"env.{label}.", path)
@@ -240,7 +242,8 @@ def plan(
         missing = [k for k, v in run.items() if v is None and k not in OPTIONAL_RUN_KEYS]
         if missing:
             raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; add it or --set it")
-        env_kwargs = resolve_kwargs(env_id, dict(table.get("kwargs", {})))
+        env_kwargs = resolve_kwargs(env_id, {**suite.get("env_kwargs", {}).get(family(env_id), {}),
+                                             **table.get("kwargs", {})})
         for k, v in run.items():
             if v is not None and v < 1:
                 raise ConfigError(f"{k} must be >= 1, got {v}")

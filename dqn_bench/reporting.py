@@ -23,6 +23,7 @@ BASE_AGENT = "dqn"
 PEER_AGENT = "sb3_dqn"  # the peer run by this harness: our agents' P(improvement) over it is reported
 SOLVED_EPISODES = 100  # gymnasium's "solved": a 100-episode mean at or above the reward threshold
 ATARI_100K_FRAMES = 400_000  # 100k agent steps x frame skip 4: the Atari-100k budget
+PUBLISHED_AGENT = "drq_eps"  # our preset whose published per-run scores baselines/ holds
 
 
 def _ci(point, lo, hi, digits=2) -> str:
@@ -107,9 +108,65 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     normed = df[df["env"].isin(refs)]  # the aggregates need reference scores
     agg, poi = _aggregates(normed, refs, reps, out) if not normed.empty else (None, pd.DataFrame())
     predicted = atari5_prediction(df, reps)
+    beside = published_comparison(df, refs, reps)
+    if beside is not None:
+        out["published.csv"] = beside[1].to_csv(index=False, float_format="%.6g").encode()
     out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
-                                 notes or {}).encode()
+                                 notes or {}, beside[0] if beside else []).encode()
     return out
+
+
+def published_comparison(df: pd.DataFrame, refs, reps: int) -> tuple[list[str], pd.DataFrame] | None:
+    """Our `drq_eps` runs beside the published DrQ(eps) runs (baselines.published_runs) on the
+    games both have: per game the means with CIs, where each of our runs falls among the published
+    ones (percentile) and a one-sided Mann-Whitney test of "ours lower" (the per-run scores are
+    skewed: no t-test); over those games IQM / median / mean HNS with stratified-bootstrap CIs for
+    both, and P(ours > published). None when the suite has no such runs."""
+    from scipy.stats import mannwhitneyu
+
+    published = baselines.published_runs(PUBLISHED_AGENT)
+    ours = df[(df["agent"] == PUBLISHED_AGENT) & df["env_id"].isin(published) & df["env"].isin(refs)]
+    if ours.empty:
+        return None
+    rows, ours_T, pub_T = [], [], []
+    for env, g in ours.groupby("env"):
+        mine = g.sort_values("seed")["final_score"].to_numpy(float)
+        pub = np.array(published[g["env_id"].iloc[0]])
+        means, cis = stats.intervals({"ours": mine[:, None], "published": pub[:, None]}, lambda x: np.array([x.mean()]), reps)
+        percentiles = [100 * ((pub < x).mean() + 0.5 * (pub == x).mean()) for x in mine]
+        rows.append({"env": env, "runs": len(mine), "mean": means["ours"][0], "ci_low": cis["ours"][0, 0],
+                     "ci_high": cis["ours"][1, 0], "published_runs": len(pub), "published_mean": means["published"][0],
+                     "published_ci_low": cis["published"][0, 0], "published_ci_high": cis["published"][1, 0],
+                     "percentiles": " ".join(f"{p:.0f}" for p in percentiles),
+                     "p_ours_lower": float(mannwhitneyu(mine, pub, alternative="less").pvalue)})
+        ours_T.append(refs[env].normalize(mine))
+        pub_T.append(refs[env].normalize(pub))
+    table = pd.DataFrame(rows)
+    lines = ["## Beside the published DrQ(eps) runs", "",
+             f"`{PUBLISHED_AGENT}` against the {len(pub_T[0])} published DrQ(eps) runs per game (rliable's Atari-100k data, "
+             "`baselines/drq_eps_atari100k_runs.csv`), each run's score the mean of its final evaluation. Percentile: "
+             "where each of our runs (by seed) falls among the published runs; p: one-sided Mann-Whitney U test of "
+             "\"ours lower\" (the per-run scores are skewed: no t-test).", "",
+             "| game | our runs | ours: mean | published: mean | our runs' percentiles | p (ours lower) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['env']} | {r['runs']} | {_ci(r['mean'], r['ci_low'], r['ci_high'], 1)} | "
+                     f"{_ci(r['published_mean'], r['published_ci_low'], r['published_ci_high'], 1)} | "
+                     f"{r['percentiles']} | {r['p_ours_lower']:.3f} |")
+    if len({len(x) for x in ours_T}) == 1:  # the aggregates need the same seeds on every game
+        scores = {"ours": np.stack(ours_T, axis=1), "published": np.stack(pub_T, axis=1)}
+        points, cis = stats.aggregate_intervals(scores, reps)
+        poi, poi_ci = stats.improvement_over(scores, "published", reps)
+        lines += ["", f"Over these {len(rows)} games, human-normalized (95% stratified-bootstrap CIs):", "",
+                  "| runs | " + " | ".join(stats.METRICS) + " |", "|---|" + "---|" * len(stats.METRICS)]
+        for name in ("ours", "published"):
+            lines.append(f"| {name} | " + " | ".join(_ci(points[name][i], cis[name][0, i], cis[name][1, i])
+                                                    for i in range(len(stats.METRICS))) + " |")
+        (pair,) = poi
+        lines += ["", f"P(ours > published) = {_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2])}"]
+    cost = ours["core_s"] / 3600
+    lines += ["", f"Cost of our runs: median {cost.median():.2f} core-hours per run (range {cost.min():.2f}-{cost.max():.2f})", ""]
+    return lines, table
 
 
 def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -161,7 +218,7 @@ def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tup
     return agg, poi
 
 
-def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, notes) -> str:
+def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, notes, beside) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     # a seed batch of K runs that took T seconds in one process counts T, not K x T
@@ -211,6 +268,8 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
                   "weights in `baselines/atari5.csv`; 95% stratified-bootstrap CI over seeds):", "",
                   "| agent | predicted median HNS (%) |", "|---|---|"]
         lines += [f"| {a} | {_ci(*v, digits=1)} |" for a, v in sorted(predicted.items())]
+    if beside:
+        lines += ["", *beside]
     lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
     for env, g in per_env.groupby("env"):
         ref = refs.get(env)

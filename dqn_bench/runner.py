@@ -69,13 +69,44 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def evaluate(agent, eval_envs: list, episodes: int, eval_seeds: list[int], alive: np.ndarray) -> list[list[float]]:
+def evaluate(agent, eval_envs: list[list], make_env: Callable[[int], object], episodes: int,
+             eval_seeds: list[int], alive: np.ndarray) -> list[list[float]]:
     """Full-episode returns of the evaluation policy for each seed of a batch (empty for seeds
     not alive); seed k's episode i always starts from reset(seed=eval_seeds[k] + i).
 
-    The K envs play side by side with one act call per step; a seed that has finished its
-    episodes is inactive and draws no randomness, so its results never depend on its batch mates.
+    An agent with `act_episodes` plays all of a seed's episodes at once, one env per episode
+    (eval_envs[k] grows to `episodes` envs with make_env(k)) and one forward pass per step for
+    all of them; others play them one after another on eval_envs[k][0]. A deterministic policy
+    gives the same returns either way (tests/test_evaluation.py).
     """
+    if hasattr(agent, "act_episodes"):
+        return _evaluate_parallel(agent, eval_envs, make_env, episodes, eval_seeds, alive)
+    return _evaluate_sequential(agent, [pool[0] for pool in eval_envs], episodes, eval_seeds, alive)
+
+
+def _evaluate_parallel(agent, pools: list[list], make_env, episodes: int, eval_seeds: list[int],
+                       alive: np.ndarray) -> list[list[float]]:
+    for k in np.flatnonzero(alive):
+        pools[k] += [make_env(int(k)) for _ in range(episodes - len(pools[k]))]
+    space = pools[0][0].observation_space
+    obs = np.zeros((len(pools), episodes, *space.shape), space.dtype)
+    playing = np.repeat(np.asarray(alive, bool)[:, None], episodes, axis=1)
+    for k, i in zip(*np.nonzero(playing)):
+        obs[k, i] = pools[k][i].reset(seed=int(eval_seeds[k] + i))[0]
+    total = np.zeros(playing.shape)
+    while playing.any():
+        actions = agent.act_episodes(obs, playing)
+        for k, i in zip(*np.nonzero(playing)):
+            obs[k, i], reward, terminated, truncated, _ = pools[k][i].step(int(actions[k, i]))
+            total[k, i] += float(reward)
+            playing[k, i] = not (terminated or truncated)
+    return [[float(r) for r in total[k]] if alive[k] else [] for k in range(len(pools))]
+
+
+def _evaluate_sequential(agent, eval_envs: list, episodes: int, eval_seeds: list[int],
+                         alive: np.ndarray) -> list[list[float]]:
+    """The K envs play side by side with one act call per step; a seed that has finished its
+    episodes is inactive and draws no randomness, so its results never depend on its batch mates."""
     k_all = len(eval_envs)
     returns: list[list[float]] = [[] for _ in range(k_all)]
     playing = np.array(alive, dtype=bool)
@@ -143,7 +174,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     s0, k_all = specs[0], len(specs)
     seeds = [s.seed for s in specs]
     train_envs = [envs.make(s.env_id, s.seed, **s.env_kwargs) for s in specs]
-    eval_envs = [envs.make(s.env_id, s.eval_seed, evaluation=True, **s.env_kwargs) for s in specs]
+    make_eval = lambda k: envs.make(specs[k].env_id, specs[k].eval_seed, evaluation=True, **specs[k].env_kwargs)  # noqa: E731
+    eval_envs = [[make_eval(k)] for k in range(k_all)]  # per seed; parallel evaluation adds more
     eval_seeds = [s.eval_seed for s in specs]
     space = train_envs[0].observation_space
     agent = registry.make_agent(s0.agent_spec, space, train_envs[0].action_space, s0.config, seeds, s0.budget)
@@ -161,7 +193,8 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         step0, prog = 0, [_new_progress() for _ in specs]
         for k, env in enumerate(train_envs):
             obs[k] = env.reset(seed=episode_seed(seeds[k], 0))[0]
-        for p, returns in zip(prog, evaluate(agent, eval_envs, s0.eval_episodes, eval_seeds, np.ones(k_all, bool))):
+        for p, returns in zip(prog, evaluate(agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds,
+                                             np.ones(k_all, bool))):
             p["eval_steps"].append(0)
             p["eval_returns"].append(returns)
     alive = np.array([p["error"] is None for p in prog])
@@ -174,11 +207,13 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         action = agent.act(obs, explore=True)
         next_obs = np.empty_like(obs)
         reward = np.zeros(k_all, np.float32)
-        terminated, truncated = np.zeros(k_all, bool), np.zeros(k_all, bool)
+        terminated, truncated, life_lost = np.zeros(k_all, bool), np.zeros(k_all, bool), np.zeros(k_all, bool)
         for k, env in enumerate(train_envs):
-            next_obs[k], reward[k], terminated[k], truncated[k], _ = env.step(action[k])
-        # next_obs holds the real final observations: envs are reset only below
-        metrics = agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
+            next_obs[k], reward[k], terminated[k], truncated[k], info = env.step(action[k])
+            life_lost[k] = info.get("life_lost", False)
+        # next_obs holds the real final observations: envs are reset only below. A lost life is a
+        # terminal for learning only (envs.LifeLoss); the game, its episode and its score go on.
+        metrics = agent.observe(Transitions(obs, action, reward, next_obs, terminated | life_lost, truncated))
         loss = metrics.get("loss")
         if loss is not None:
             loss = np.broadcast_to(np.asarray(loss, dtype=np.float64), (k_all,))
@@ -203,7 +238,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             hook(step, agent)
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
-            for k, returns in enumerate(evaluate(agent, eval_envs, episodes, eval_seeds, alive)):
+            for k, returns in enumerate(evaluate(agent, eval_envs, make_eval, episodes, eval_seeds, alive)):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
                     prog[k]["eval_returns"].append(returns)
@@ -219,7 +254,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
     ticker.tick(s0.budget, force=True)
     if log:
         log.close()
-    for env in train_envs + eval_envs:
+    for env in train_envs + [env for pool in eval_envs for env in pool]:
         env.close()
     results = []
     for p in prog:

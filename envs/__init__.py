@@ -16,6 +16,10 @@ ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stder
 
 # Machado et al. 2018 protocol: sticky actions, no life-loss terminal, no no-op starts (sticky
 # actions already randomize), full episodes up to 108k frames; Nature DQN preprocessing.
+# terminal_on_life_loss (the Atari-100k protocol): a lost life is a terminal for learning only
+# (`info["life_lost"]`, which the harness passes to the agent as `terminated`); the game and its
+# score go on, so an episode is always a whole game. (gymnasium's own flag would end the game's
+# episode at each life, and the harness would reset the whole game: not that protocol.)
 ATARI_DEFAULTS = {
     "repeat_action_probability": 0.25,
     "full_action_space": False,
@@ -45,12 +49,28 @@ def resolve_kwargs(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _make_atari(env_id: str, evaluation: bool, kw: dict[str, Any], render_mode: str | None) -> gym.Env:
     env = gym.make(env_id, frameskip=1, **_render(render_mode), **{k: kw[k] for k in _ALE_KEYS})
-    env = AtariPreprocessing(
-        env, noop_max=kw["noop_max"], frame_skip=kw["frame_skip"], screen_size=kw["screen_size"],
-        # evaluation always plays the full game, so the reported score is the game score
-        terminal_on_life_loss=kw["terminal_on_life_loss"] and not evaluation,
-    )
-    return FrameStackObservation(env, kw["frame_stack"])
+    env = AtariPreprocessing(env, noop_max=kw["noop_max"], frame_skip=kw["frame_skip"],
+                             screen_size=kw["screen_size"])
+    env = FrameStackObservation(env, kw["frame_stack"])
+    # evaluation plays whole games and signals nothing: the reported score is the game score
+    return LifeLoss(env) if kw["terminal_on_life_loss"] and not evaluation else env
+
+
+class LifeLoss(gym.Wrapper):
+    """info["life_lost"]: this step lost a life and the game goes on (the DrQ authors' env, after
+    Kaixhin's Rainbow: checked after the whole frame skip, not on the game's last life)."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        info["life_lost"] = bool(lives < self.lives and not terminated)
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
 
 
 def import_env_package(name: str) -> None:

@@ -102,7 +102,7 @@ def test_linear_dueling_head_by_hand():
     layer on its last hidden layer; no trunk gradient rescale. Shapes and Q by hand."""
     from agents.networks import in_out, seed_stack
 
-    net = seed_stack((3,), 2, (4, 5), True, [0], "linear")
+    net = seed_stack((3,), 2, (4, 5), True, [0], dueling_head="linear")
     assert [tuple(p.shape) for p in net.torso] == [(1, 3, 4), (1, 1, 4), (1, 4, 5), (1, 1, 5)]
     assert [tuple(p.shape) for p in net.heads[0]] == [(1, 1, 5), (1, 1, 1)]  # V: 5 -> 1 (stored out, in)
     assert [tuple(p.shape) for p in net.heads[1]] == [(1, 2, 5), (1, 1, 2)]  # A: 5 -> 2
@@ -115,7 +115,7 @@ def test_linear_dueling_head_by_hand():
     torch.testing.assert_close(net(x), value + adv - adv.mean(-1, keepdim=True))
     assert net.trunk_grad_scale == 1.0
     # Dopamine's Atari layout: conv features -> 512 -> linear V and A
-    cnn = seed_stack((4, 84, 84), 6, (), True, [0], "linear")
+    cnn = seed_stack((4, 84, 84), 6, (), True, [0], dueling_head="linear")
     assert tuple(cnn.torso[0].shape) == (1, 512, 3136)  # 3136 -> 512, stored [K, out, in]
     assert [tuple(p.shape) for p in cnn.heads[1]] == [(1, 6, 512), (1, 1, 6)]
 
@@ -148,7 +148,7 @@ def test_numpy_greedy_matches_torch_argmax():
 
     obs = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)  # one observation per seed
     for dueling, head in LAYOUTS:
-        net = seed_stack((6,), 4, (32, 32), dueling, [0, 1, 2], head)
+        net = seed_stack((6,), 4, (32, 32), dueling, [0, 1, 2], dueling_head=head)
         for _ in range(20):  # many random weights: the argmax must agree every time
             with torch.no_grad():
                 for p in net.parameters():
@@ -162,7 +162,7 @@ def test_seed_stack_is_k_independent_networks_initialized_by_their_own_seed():
 
     for shape in ((5,), (4, 84, 84)):
         for dueling, head in LAYOUTS:
-            net = seed_stack(shape, 3, (16, 16), dueling, [7, 0, 7], head)
+            net = seed_stack(shape, 3, (16, 16), dueling, [7, 0, 7], dueling_head=head)
             x = torch.rand(3, 2, *shape)
             if len(shape) == 3:
                 x = (x * 255).to(torch.uint8)
@@ -179,7 +179,7 @@ def test_seed_stack_gradients_equal_each_seeds_own_network_in_either_weight_layo
 
     for shape, hidden in (((5,), (16, 16)), ((20,), (16, 8))):  # wide, square and narrow layers
         for dueling, head in LAYOUTS:
-            net = seed_stack(shape, 3, hidden, dueling, [7, 0], head)
+            net = seed_stack(shape, 3, hidden, dueling, [7, 0], dueling_head=head)
             x = torch.randn(2, 6, *shape)
             net(x).square().sum().backward()
             params = list(net.torso) + [p for head in net.heads for p in head]
