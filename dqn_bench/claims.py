@@ -55,15 +55,15 @@ class Claims:
                 busy.append(batch)
             else:
                 left(batch)
-        for batch in busy:
-            if self.take(batch) == CLAIMED:
+        for batch in busy:  # said once already: the second look is quiet
+            if self.take(batch, say=False) == CLAIMED:
                 yield list(batch)
             else:
                 left(batch)
 
-    def take(self, batch: Sequence[RunSpec]) -> str:
+    def take(self, batch: Sequence[RunSpec], say: bool = True) -> str:
         """Claim a batch -> CLAIMED, or BUSY (a live command holds it) or FINISHED (its runs are
-        stored), each said in one line."""
+        stored), each said in one line unless `say` is False."""
         name = checkpoints.batch_name([s.key for s in batch])
         path = self.folder / f"{name}.claim"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,8 @@ class Claims:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                self.say(f"skipping {describe(batch)}: in flight elsewhere ({_owner(path)})")
+                if say:
+                    self.say(f"skipping {describe(batch)}: in flight elsewhere ({_owner(path)})")
                 return BUSY
             try:  # the file we locked may have been released and unlinked meanwhile: lock the current one
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
@@ -83,7 +84,8 @@ class Claims:
             os.close(fd)
         if all(self.finished(s) for s in batch):
             _unlink_and_close(fd, path)
-            self.say(f"skipping {describe(batch)}: finished elsewhere")
+            if say:
+                self.say(f"skipping {describe(batch)}: finished elsewhere")
             return FINISHED
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),

@@ -65,6 +65,7 @@ def test_a_batch_stored_meanwhile_is_skipped_and_a_busy_one_is_looked_at_again_a
     owner.wait()
     assert handed == [] and left == [second, first]  # stored elsewhere; busy on both looks
     assert said[1] == "skipping dqn on CartPole-v1, seed 1: finished elsewhere"
+    assert len(said) == 2  # the second look at a busy batch says nothing more
     assert claims.take(first) == CLAIMED and claims.take(second) == FINISHED
 
 
