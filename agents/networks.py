@@ -268,10 +268,11 @@ class SeedStackQ(nn.Module):
         # channels-last: oneDNN's kernels for it make a CPU update ~1.2x faster (the first layer's
         # weight gradient above all; benchmarks/bench_atari.py), same math up to float rounding
         x = x.contiguous(memory_format=torch.channels_last).float().div_(255.0)
-        for w, bias, stride, pad in zip(self.conv_w, self.conv_b, self.strides, self.pads):
-            if pad != (0, 0):
-                x = F.pad(x, (*pad, *pad))
-            x = F.relu(F.conv2d(x, w.flatten(0, 1), bias.flatten(), stride=stride, groups=k), inplace=True)
+        for w, bias, stride, (before, after) in zip(self.conv_w, self.conv_b, self.strides, self.pads):
+            if after > before:  # SAME's odd pixel goes after: only it is padded by a copy, the rest inside the conv
+                x = F.pad(x, (0, after - before, 0, after - before))
+            x = F.relu(F.conv2d(x, w.flatten(0, 1), bias.flatten(), stride=stride, padding=before, groups=k),
+                       inplace=True)
         return x.reshape(b, k, -1).transpose(0, 1)  # [K, B, features] (reshape restores C, H, W order)
 
     def layer_pairs(self, params) -> dict:
