@@ -94,12 +94,25 @@ def classic(steps: int, seeds: int) -> None:
     jax_out = json.loads(stdout.splitlines()[-1])
     rows.append((f"JAX seed-vmap DQN, {seeds} seeds (compile {jax_out['compile_s']:.1f} s)", seeds, wall,
                  jax_out["scores"]))
+    floors = {}
+    for kind in ("torch", "xla"):
+        _, stdout = pinned([sys.executable, __file__, "--child", f"floor:{kind}", "--seeds", str(seeds)])
+        floors[kind] = json.loads(stdout.splitlines()[-1])["gflops"]
     sb3 = next(r[2] for r in rows if r[0].startswith("Stable"))
     print(f"\nCartPole-v1, Zoo DQN, {steps} steps, one pinned core and thread each, whole command timed")
     print("| implementation | seeds | wall per seed (s) | vs SB3 | greedy return (mean over seeds) |")
     print("|---|---|---|---|---|")
     for name, k, wall, scores in rows:
         print(f"| {name} | {k} | {wall / k:.1f} | {wall / k / sb3:.2f} | {sum(scores) / len(scores):.1f} |")
+    from cartpole_floor import GRADIENT_STEPS, STEP_FLOPS
+
+    best = max(floors.values())
+    print(f"\nGEMM floor at the gradient step's shapes, {seeds} seeds: torch bmm {floors['torch']:.1f} GFLOP/s, "
+          f"XLA {floors['xla']:.1f} GFLOP/s")
+    for name, k, wall, _ in rows:
+        if k == seeds and steps == 50_000:  # the floor's step count is the Zoo config's at 50k steps
+            gflops = k * GRADIENT_STEPS * STEP_FLOPS / wall / 1e9
+            print(f"{name}: {gflops:.1f} GFLOP/s over the whole command = {gflops / best:.2f} of the faster floor")
 
 
 def main() -> None:
@@ -112,6 +125,10 @@ def main() -> None:
     args = p.parse_args()
     if args.child in ("sb3", "sbx"):
         return child_sb3(args.steps, args.child == "sbx")
+    if args.child in ("floor:torch", "floor:xla"):
+        import cartpole_floor
+        fn = cartpole_floor.torch_floor if args.child.endswith("torch") else cartpole_floor.xla_floor
+        return print(json.dumps({"gflops": fn(args.seeds)}))
     if args.child:  # atari:NAME
         from atari_update import measure
         return print(json.dumps(measure(args.child.split(":", 1)[1], args.seconds)))

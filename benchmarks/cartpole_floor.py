@@ -1,0 +1,48 @@
+"""The GEMM floor of a CartPole Zoo DQN run: the matrix products of one gradient step of K seeds
+(online and target forwards, weight and input gradients) timed bare, by torch's bmm (MKL) and by
+XLA (one jitted program of the same dots), so a run's throughput is stated against the faster."""
+from __future__ import annotations
+
+import time
+
+BATCH, SIZES = 64, (4, 256, 256, 2)
+LAYERS = list(zip(SIZES[:-1], SIZES[1:]))
+# (rows, inner, cols) of every product in one seed's step
+SHAPES = ([(BATCH, i, o) for i, o in LAYERS] * 2  # online forward, target forward
+          + [(i, BATCH, o) for i, o in LAYERS]  # weight gradients
+          + [(BATCH, o, i) for i, o in LAYERS[1:]])  # input gradients (none into the observation)
+STEP_FLOPS = sum(2 * m * k * n for m, k, n in SHAPES)
+# gradient steps of the Zoo config in 50k steps: 128 every 256 env steps once past step 1,000
+GRADIENT_STEPS = 128 * sum(1 for t in range(256, 50_001, 256) if t > 1_000)
+
+
+def _best(step, trials: int = 5, reps: int = 200) -> float:
+    step()
+    times = []
+    for _ in range(trials):
+        start = time.perf_counter()
+        for _ in range(reps):
+            step()
+        times.append((time.perf_counter() - start) / reps)
+    return min(times)
+
+
+def torch_floor(k: int) -> float:
+    """GFLOP/s of the step's products as torch.bmm over K seeds."""
+    import torch
+
+    torch.set_num_threads(1)
+    pairs = [(torch.randn(k, m, n_in), torch.randn(k, n_in, n)) for m, n_in, n in SHAPES]
+    return k * STEP_FLOPS / _best(lambda: [torch.bmm(a, b) for a, b in pairs]) / 1e9
+
+
+def xla_floor(k: int) -> float:
+    """GFLOP/s of the same products as one jitted XLA program (batched dots over K seeds)."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 2 * len(SHAPES))
+    pairs = [(jax.random.normal(keys[2 * i], (k, m, n_in)), jax.random.normal(keys[2 * i + 1], (k, n_in, n)))
+             for i, (m, n_in, n) in enumerate(SHAPES)]
+    dots = jax.jit(lambda pairs: [a @ b for a, b in pairs])
+    return k * STEP_FLOPS / _best(lambda: jax.block_until_ready(dots(pairs))) / 1e9
