@@ -15,12 +15,19 @@ from pathlib import Path
 HERE = Path(__file__).parent
 AT_100K = "(100k steps)"  # label suffix of the published Atari-100k numbers
 ATARI_100K_PROTOCOL = (
-    "the Atari-100k protocol, not ours. DER, DrQ(eps) and SPR as Dopamine's atari_100k configs run them: "
-    "no sticky actions, a lost life ends a training episode, evaluation at epsilon 0.001 over 100 episodes "
-    "of up to 27k agent steps; SimPLe, IRIS, EfficientZero and MuZero as their papers report. Ours follows "
-    "Machado et al. 2018 (sticky actions 0.25, no life-loss signal, 5 evaluation episodes per seed), "
+    "DER, DrQ(eps) and SPR as Dopamine's atari_100k configs run them: no sticky actions, a lost life ends a "
+    "training episode, evaluation at epsilon 0.001 over 100 episodes of up to 27k agent steps; SimPLe, IRIS, "
+    "EfficientZero and MuZero as their papers report."
+)
+MACHADO_CAVEAT = (
+    "Ours follows Machado et al. 2018 (sticky actions 0.25, no life-loss signal, 5 evaluation episodes per seed), "
     "which is harder: read them as context, not as a like-for-like comparison (sources: baselines/SOURCES.md)."
 )
+
+
+def atari_100k_protocol(env_kwargs: dict) -> bool:
+    """Whether an Atari run's env kwargs are the Atari-100k protocol's (no sticky actions, life-loss terminals)."""
+    return env_kwargs.get("repeat_action_probability") == 0.0 and bool(env_kwargs.get("terminal_on_life_loss"))
 
 
 class NoReference(KeyError):

@@ -292,7 +292,11 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
                          + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines += ["", *why, ""] if why else [""]
     if per_env["published"].str.contains(baselines.AT_100K, regex=False).any():
-        lines += [f"Published numbers marked {baselines.AT_100K} follow {baselines.ATARI_100K_PROTOCOL}", ""]
+        same = all(baselines.atari_100k_protocol(r["spec"].get("env_kwargs", {})) for r in records
+                   if r["spec"]["env"].startswith("ALE/"))
+        lines += [f"Published numbers marked {baselines.AT_100K} follow the Atari-100k protocol, "
+                  + ("as this suite's runs do. " if same else "not ours. ") + baselines.ATARI_100K_PROTOCOL + " "
+                  + ("Sources: baselines/SOURCES.md." if same else baselines.MACHADO_CAVEAT), ""]
     if any(ref.reference_name == "threshold" for ref in refs.values()):
         lines += [f"solved: seeds whose final evaluation, a mean over {SOLVED_EPISODES} episodes, reached the reward "
                   "threshold (gymnasium's criterion); – where that evaluation played fewer episodes.", ""]

@@ -179,14 +179,19 @@ def test_atari_100k_budget_shows_the_published_100k_numbers_and_their_protocol()
     assert "no sticky actions" in baselines.ATARI_100K_PROTOCOL
 
 
-def test_an_atari_100k_report_prints_the_published_numbers_with_their_protocol(tmp_path):
+@pytest.mark.parametrize("env_kwargs, says", [
+    ({"frame_skip": 4, "repeat_action_probability": 0.25}, "not ours."),
+    ({"frame_skip": 4, "repeat_action_probability": 0.0, "terminal_on_life_loss": True}, "as this suite's runs do."),
+])
+def test_an_atari_100k_report_prints_the_published_numbers_with_their_protocol(tmp_path, env_kwargs, says):
     from dqn_bench.config import RunSpec
 
     store = Store(tmp_path / "s")
     for seed in range(3):
         rec = fake_record("dqn", "ALE/BattleZone-v5", seed, 3000.0 + seed)
-        spec = RunSpec(**{**rec["spec"], "budget": 100_000, "eval_every": 100_000, "env_kwargs": {"frame_skip": 4}})
+        spec = RunSpec(**{**rec["spec"], "budget": 100_000, "eval_every": 100_000, "env_kwargs": env_kwargs})
         store.write({**rec, "spec": spec.to_json(), "key": spec.key})
     readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
     assert "DER (van Hasselt et al. 2019) (100k steps): 10124.6" in readme
-    assert "Published numbers marked (100k steps) follow the Atari-100k protocol, not ours." in readme
+    assert f"Published numbers marked (100k steps) follow the Atari-100k protocol, {says}" in readme
+    assert ("Machado" in readme) == (says == "not ours.")
