@@ -27,12 +27,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
               "JAX_PLATFORMS": "cpu", "PYTHONHASHSEED": "0"}
-ZOO = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
-           target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-           exploration_final_eps=0.04)
-
 
 def pinned(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
     """Run cmd on core 0 with one thread everywhere -> (wall seconds, stdout)."""
@@ -45,23 +41,11 @@ def pinned(cmd: list[str], cwd: Path | None = None) -> tuple[float, str]:
     return wall, out.stdout
 
 
-def greedy_cartpole(predict, episodes: int = 10) -> float:
-    import gymnasium as gym
-
-    env, total = gym.make("CartPole-v1"), 0.0
-    for i in range(episodes):
-        obs, _ = env.reset(seed=1_000_000 + i)
-        done = False
-        while not done:
-            obs, r, term, trunc, _ = env.step(int(predict(obs)))
-            total += r
-            done = term or trunc
-    return total / episodes
-
-
 def child_sb3(steps: int, jax_version: bool) -> None:
     """One SB3 or SBX DQN run with the Zoo hyperparameters, then 10 greedy episodes."""
     import gymnasium as gym
+
+    from bench_vs_sb3 import ZOO, greedy_cartpole
 
     if jax_version:
         from sbx import DQN  # no gradient clipping in SBX's DQN (max_grad_norm is commented out there)
@@ -69,8 +53,7 @@ def child_sb3(steps: int, jax_version: bool) -> None:
         import torch
         from stable_baselines3 import DQN
         torch.set_num_threads(1)
-    model = DQN("MlpPolicy", gym.make("CartPole-v1"), policy_kwargs=dict(net_arch=[256, 256]), seed=0,
-                verbose=0, **ZOO)
+    model = DQN("MlpPolicy", gym.make("CartPole-v1"), seed=0, verbose=0, **ZOO)
     model.learn(total_timesteps=steps)
     print(json.dumps({"scores": [greedy_cartpole(lambda o: model.predict(o, deterministic=True)[0])]}))
 

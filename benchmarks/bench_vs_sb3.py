@@ -16,6 +16,27 @@ import sys
 import time
 
 
+# RL Zoo hyperparams/dqn.yml, CartPole-v1, in SB3's (and SBX's) keywords
+ZOO = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+           target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+           exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]))
+
+
+def greedy_cartpole(predict, episodes: int = 10) -> float:
+    """Mean return of `episodes` greedy CartPole-v1 episodes from seeded resets."""
+    import gymnasium as gym
+
+    env, total = gym.make("CartPole-v1"), 0.0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=1_000_000 + i)
+        done = False
+        while not done:
+            obs, r, term, trunc, _ = env.step(int(predict(obs)))
+            total += r
+            done = term or trunc
+    return total / episodes
+
+
 def ours(steps: int, seed: int) -> dict:
     from dqn_bench import config as cfg
     from dqn_bench.runner import run_one
@@ -31,31 +52,16 @@ def ours(steps: int, seed: int) -> dict:
 
 def sb3(steps: int, seed: int) -> dict:
     import gymnasium as gym
-    import numpy as np
     import torch
     from stable_baselines3 import DQN
 
     torch.set_num_threads(1)
     start, cpu_start = time.perf_counter(), time.process_time()
     env = gym.make("CartPole-v1")
-    # RL Zoo hyperparams/dqn.yml, CartPole-v1
-    model = DQN("MlpPolicy", env, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
-                learning_starts=1000, gamma=0.99, target_update_interval=10, train_freq=256,
-                gradient_steps=128, exploration_fraction=0.16, exploration_final_eps=0.04,
-                policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
+    model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO)
     model.learn(total_timesteps=steps)
-    eval_env, returns = gym.make("CartPole-v1"), []
-    for i in range(10):
-        obs, _ = eval_env.reset(seed=1_000_000 + i)
-        done, total = False, 0.0
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, r, term, trunc, _ = eval_env.step(int(action))
-            total += r
-            done = term or trunc
-        returns.append(total)
     return {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,
-            "score": float(np.mean(returns))}
+            "score": greedy_cartpole(lambda obs: model.predict(obs, deterministic=True)[0])}
 
 
 def main() -> None:
