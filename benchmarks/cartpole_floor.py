@@ -16,7 +16,8 @@ STEP_FLOPS = sum(2 * m * k * n for m, k, n in SHAPES)
 GRADIENT_STEPS = 128 * sum(1 for t in range(256, 50_001, 256) if t > 1_000)
 
 
-def _best(step, trials: int = 5, reps: int = 200) -> float:
+def best_seconds(step, trials: int = 5, reps: int = 200) -> float:
+    """The fastest of `trials` timings of `reps` calls, per call (after one warm-up call)."""
     step()
     times = []
     for _ in range(trials):
@@ -33,7 +34,7 @@ def torch_floor(k: int) -> float:
 
     torch.set_num_threads(1)
     pairs = [(torch.randn(k, m, n_in), torch.randn(k, n_in, n)) for m, n_in, n in SHAPES]
-    return k * STEP_FLOPS / _best(lambda: [torch.bmm(a, b) for a, b in pairs]) / 1e9
+    return k * STEP_FLOPS / best_seconds(lambda: [torch.bmm(a, b) for a, b in pairs]) / 1e9
 
 
 def xla_floor(k: int) -> float:
@@ -45,4 +46,4 @@ def xla_floor(k: int) -> float:
     pairs = [(jax.random.normal(keys[2 * i], (k, m, n_in)), jax.random.normal(keys[2 * i + 1], (k, n_in, n)))
              for i, (m, n_in, n) in enumerate(SHAPES)]
     dots = jax.jit(lambda pairs: [a @ b for a, b in pairs])
-    return k * STEP_FLOPS / _best(lambda: jax.block_until_ready(dots(pairs))) / 1e9
+    return k * STEP_FLOPS / best_seconds(lambda: jax.block_until_ready(dots(pairs))) / 1e9
