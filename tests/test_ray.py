@@ -14,6 +14,15 @@ TINY = ["--suite", "smoke", "--seeds", "2", "--set", "budget=400", "--set", "eva
         "--set", "eval_episodes=2", "--set", "final_eval_episodes=2", "--set", "learning_starts=100"]
 
 
+@pytest.fixture
+def normal_priority(monkeypatch):
+    """Ray starts its workers at niceness 15: beside the other test files' training processes, a
+    crashing task's four worker starts took minutes (390 s against 50 s at niceness 0). Priority
+    is not what these tests test. (The Ctrl-C test keeps Ray's default: niceness 15 is what lets
+    the raylet shut down promptly beside the workers it stops.)"""
+    monkeypatch.setenv("RAY_worker_niceness", "0")
+
+
 def records(root):
     return {p.name: json.loads(p.read_text()) for p in sorted(Path(root).glob("*/runs/*.json"))}
 
@@ -22,7 +31,7 @@ def comparable(rec):
     return {k: v for k, v in rec.items() if k not in TIMING_KEYS}
 
 
-def test_ray_records_equal_the_local_executors(run_cli, tmp_path):
+def test_ray_records_equal_the_local_executors(run_cli, tmp_path, normal_priority):
     local = run_cli("run", *TINY, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
     ray = run_cli("run", *TINY, "--executor", "ray", "--workers", "2", "--out", tmp_path / "ray")
@@ -75,7 +84,7 @@ def crashing_agent(tmp_path, attempts_to_crash):
     return {"PYTHONPATH": f"{pkg}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}, marker
 
 
-def test_a_worker_killed_mid_run_is_retried_nothing_lost_no_duplicate(run_cli, tmp_path):
+def test_a_worker_killed_mid_run_is_retried_nothing_lost_no_duplicate(run_cli, tmp_path, normal_priority):
     env, marker = crashing_agent(tmp_path, attempts_to_crash=1)
     r = run_cli("run", "--suite", "smoke", "--agents", "crashy", "--envs", "CartPole-v1", "--seeds", "1",
                 "--executor", "ray", "--workers", "1", "--out", tmp_path / "out",
@@ -86,7 +95,7 @@ def test_a_worker_killed_mid_run_is_retried_nothing_lost_no_duplicate(run_cli, t
     assert marker.read_text() == "2"  # the first attempt died, the retry ran
 
 
-def test_a_task_that_dies_for_good_is_recorded_failed_with_the_reason(run_cli, tmp_path):
+def test_a_task_that_dies_for_good_is_recorded_failed_with_the_reason(run_cli, tmp_path, normal_priority):
     env, _ = crashing_agent(tmp_path, attempts_to_crash=100)
     r = run_cli("run", "--suite", "smoke", "--agents", "crashy", "--envs", "CartPole-v1", "--seeds", "1",
                 "--executor", "ray", "--workers", "1", "--out", tmp_path / "out",
