@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import time
 
-BATCH, SIZES = 64, (4, 256, 256, 2)
+from bench_vs_sb3 import ZOO
+
+BATCH, SIZES = ZOO["batch_size"], (4, *ZOO["policy_kwargs"]["net_arch"], 2)  # CartPole: 4 inputs, 2 actions
 LAYERS = list(zip(SIZES[:-1], SIZES[1:]))
 # (rows, inner, cols) of every product in one seed's step
 SHAPES = ([(BATCH, i, o) for i, o in LAYERS] * 2  # online forward, target forward
           + [(i, BATCH, o) for i, o in LAYERS]  # weight gradients
           + [(BATCH, o, i) for i, o in LAYERS[1:]])  # input gradients (none into the observation)
 STEP_FLOPS = sum(2 * m * k * n for m, k, n in SHAPES)
-# gradient steps of the Zoo config in 50k steps: 128 every 256 env steps once past step 1,000
-GRADIENT_STEPS = 128 * sum(1 for t in range(256, 50_001, 256) if t > 1_000)
+# gradient steps of the Zoo config in 50k steps: a round every train_freq env steps past learning_starts
+GRADIENT_STEPS = ZOO["gradient_steps"] * sum(1 for t in range(ZOO["train_freq"], 50_001, ZOO["train_freq"])
+                                             if t > ZOO["learning_starts"])
 
 
 def best_seconds(step, trials: int = 5, reps: int = 200) -> float:

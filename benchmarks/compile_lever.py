@@ -25,15 +25,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.dqn import DQNConfig, make  # noqa: E402
+from bench_vs_sb3 import ZOO  # noqa: E402
 from cartpole_floor import best_seconds  # noqa: E402
 from agents.networks import in_out  # noqa: E402
 from dqn_bench.protocol import Transitions  # noqa: E402
 
-BATCH, STEPS, LR, MAX_NORM = 64, 128, 2.3e-3, 10.0
+BATCH, STEPS, LR = ZOO["batch_size"], ZOO["gradient_steps"], ZOO["learning_rate"]
+HIDDEN = tuple(ZOO["policy_kwargs"]["net_arch"])
+MAX_NORM = 10.0  # SB3's default, as the classic suite's dqn
 
 
 def agent_with_replay(k: int):
-    cfg = DQNConfig(learning_rate=LR, batch_size=BATCH, learning_starts=10**9, hidden=(256, 256), max_grad_norm=MAX_NORM)
+    cfg = DQNConfig(learning_rate=LR, batch_size=BATCH, learning_starts=10**9, hidden=HIDDEN, max_grad_norm=MAX_NORM)
     agent = make(gym.spaces.Box(-5, 5, (4,), np.float32), gym.spaces.Discrete(2), cfg, tuple(range(k)))
     rng = np.random.default_rng(0)
     for _ in range(2_000):
