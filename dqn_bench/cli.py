@@ -370,7 +370,8 @@ def build_parser() -> Parser:
     rep.add_argument("--suite", required=True)
     rep.add_argument("--out", default="results", help="results root (reads OUT/SUITE/runs)")
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap replications")
-    rep.add_argument("--allow-ragged", action="store_true", help="report only seeds every agent x env has")
+    rep.add_argument("--allow-ragged", action="store_true", help="a grid still landing: every run in the per-env tables, only seeds "
+                          "an agent has on every env in the aggregates")
     rep.add_argument("--check", action="store_true", help="exit 1 if the committed outputs differ from a rebuild")
     rep.set_defaults(func=cmd_report)
 

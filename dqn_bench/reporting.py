@@ -101,31 +101,38 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     """Every output file of a suite's report, by name relative to `root`. notes[agent][env]: the
     suite's explanation of a result, printed beside it."""
     records = Store(root).records()
-    df = stats.check_grid(stats.tidy(records), allow_ragged)
-    refs = stats.reference_for(df, required=False)
-    per_env = _per_env(df, refs, reps)
+    runs = stats.tidy(records)
+    # every run in the per-env tables; in the aggregates only seeds their agent has on every env
+    df, missing = stats.check_grid(runs, allow_ragged)
+    refs = stats.reference_for(runs, required=False)
+    per_env = _per_env(runs, refs, reps)
     out: dict[str, bytes] = {"per_env.csv": per_env.to_csv(index=False, float_format="%.6g").encode()}
     normed = df[df["env"].isin(refs)]  # the aggregates need reference scores
     agg, poi = _aggregates(normed, refs, reps, out) if not normed.empty else (None, pd.DataFrame())
     predicted = atari5_prediction(df, reps)
-    beside = published_comparison(df, refs, reps)
+    beside = published_comparison(runs, df, refs, reps)
     if beside is not None:
         out["published.csv"] = beside[1].to_csv(index=False, float_format="%.6g").encode()
-    out["README.md"] = _markdown(root.name, records, df, refs, per_env, agg, poi, reps, predicted,
+    out["README.md"] = _markdown(root.name, records, runs, df, missing, refs, per_env, agg, poi, reps, predicted,
                                  notes or {}, beside[0] if beside else []).encode()
     return out
 
 
-def published_comparison(df: pd.DataFrame, refs, reps: int) -> tuple[list[str], pd.DataFrame] | None:
+def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
+                         reps: int) -> tuple[list[str], pd.DataFrame] | None:
     """Our `drq_eps` runs beside the published DrQ(eps) runs (baselines.published_runs) on the
     games both have: per game the means with CIs, where each of our runs falls among the published
     ones (percentile) and a one-sided Mann-Whitney test of "ours lower" (the per-run scores are
     skewed: no t-test); over those games IQM / median / mean HNS with stratified-bootstrap CIs for
-    both, and P(ours > published). None when the suite has no such runs."""
+    both, and P(ours > published), over the seeds finished on every game (`complete`; `runs` has
+    every run). None when the suite has no such runs."""
     from scipy.stats import mannwhitneyu
 
     published = baselines.published_runs(PUBLISHED_AGENT)
-    ours = df[(df["agent"] == PUBLISHED_AGENT) & df["env_id"].isin(published) & df["env"].isin(refs)]
+    def of_ours(df):
+        return df[(df["agent"] == PUBLISHED_AGENT) & df["env_id"].isin(published) & df["env"].isin(refs)]
+
+    ours = of_ours(runs)
     if ours.empty:
         return None
     rows, ours_T, pub_T = [], [], []
@@ -139,8 +146,9 @@ def published_comparison(df: pd.DataFrame, refs, reps: int) -> tuple[list[str], 
                      "published_ci_low": cis["published"][0, 0], "published_ci_high": cis["published"][1, 0],
                      "percentiles": " ".join(f"{p:.0f}" for p in percentiles),
                      "p_ours_lower": float(mannwhitneyu(mine, pub, alternative="less").pvalue)})
-        ours_T.append(refs[env].normalize(mine))
         pub_T.append(refs[env].normalize(pub))
+    for env, g in of_ours(complete).groupby("env"):
+        ours_T.append(refs[env].normalize(g.sort_values("seed")["final_score"].to_numpy(float)))
     table = pd.DataFrame(rows)
     lines = ["## Beside the published DrQ(eps) runs", "",
              f"`{PUBLISHED_AGENT}` against the {len(pub_T[0])} published DrQ(eps) runs per game (rliable's Atari-100k data, "
@@ -153,17 +161,20 @@ def published_comparison(df: pd.DataFrame, refs, reps: int) -> tuple[list[str], 
         lines.append(f"| {r['env']} | {r['runs']} | {_ci(r['mean'], r['ci_low'], r['ci_high'], 1)} | "
                      f"{_ci(r['published_mean'], r['published_ci_low'], r['published_ci_high'], 1)} | "
                      f"{r['percentiles']} | {r['p_ours_lower']:.3f} |")
-    if len({len(x) for x in ours_T}) == 1:  # the aggregates need the same seeds on every game
+    if len(ours_T) == len(pub_T):  # the aggregates need our seeds on every game
         scores = {"ours": np.stack(ours_T, axis=1), "published": np.stack(pub_T, axis=1)}
         points, cis = stats.aggregate_intervals(scores, reps)
         poi, poi_ci = stats.improvement_over(scores, "published", reps)
-        lines += ["", f"Over these {len(rows)} games, human-normalized (95% stratified-bootstrap CIs):", "",
+        lines += ["", f"Over these {len(rows)} games, human-normalized (95% stratified-bootstrap CIs; ours: the "
+                  f"{len(ours_T[0])} seed(s) finished on every game):", "",
                   "| runs | " + " | ".join(stats.METRICS) + " |", "|---|" + "---|" * len(stats.METRICS)]
         for name in ("ours", "published"):
             lines.append(f"| {name} | " + " | ".join(_ci(points[name][i], cis[name][0, i], cis[name][1, i])
                                                     for i in range(len(stats.METRICS))) + " |")
         (pair,) = poi
         lines += ["", f"P(ours > published) = {_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2])}"]
+    else:
+        lines += ["", "The aggregates over the games wait for a seed of ours finished on every game."]
     cost = ours["core_s"] / 3600
     lines += ["", f"Cost of our runs: median {cost.median():.2f} core-hours per run (range {cost.min():.2f}-{cost.max():.2f})", ""]
     return lines, table
@@ -218,7 +229,7 @@ def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tup
     return agg, poi
 
 
-def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, notes, beside) -> str:
+def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, predicted, notes, beside) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     # a seed batch of K runs that took T seconds in one process counts T, not K x T
@@ -228,13 +239,18 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
     packages = sorted({k for r in records for k in r["versions"]} - {"machine"})
     versions = [f"{k} {' / '.join(sorted({r['versions'][k] for r in records if k in r['versions']}))}"
                 for k in packages]
+    waiting = sorted(set(runs["agent"]) - set(df["agent"]))  # agents with no seed on every env yet
     lines = [
         f"# Results: `{suite}` suite",
         "",
-        "Generated by `python -m dqn_bench report` from the run records in `runs/`; do not edit by hand.",
+        f"Generated by `python -m dqn_bench report{' --allow-ragged' if missing else ''}` from the run records in "
+        "`runs/`; do not edit by hand.",
         "",
-        f"- runs: {len(df)} reported ({df['agent'].nunique()} agents x {df['env'].nunique()} envs x {_seeds(df)}), "
-        f"{failed} failed, {len(records)} records",
+        f"- runs: {len(runs)} reported ({runs['agent'].nunique()} agents x {runs['env'].nunique()} envs"
+        f"{' x ' + _seeds(runs) if not missing else ', a partial grid'}), {failed} failed, {len(records)} records",
+        *([f"- in progress: {len(missing)} runs missing from the grid ({_shown(missing)}). The per-env tables show "
+           "every run; the aggregates, plots and P(improvement) only the seeds their agent has on every env"
+           + (f" (none yet of {', '.join(waiting)})" if waiting else "") + "."] if missing else []),
         f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
         f"- machine(s): {'; '.join(machines)}",
         f"- versions: {', '.join(versions)}",
@@ -245,7 +261,7 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
         "## Aggregate (normalized final scores)",
         "",
     ]
-    unreferenced = sorted(set(df["env"]) - set(refs))
+    unreferenced = sorted(set(runs["env"]) - set(refs))
     if unreferenced:
         lines += [f"Left out of the aggregates, with no reference scores: {', '.join(unreferenced)} (raw scores "
                   "below; add a row to `baselines/*.csv` with its source to normalize them).", ""]
@@ -306,6 +322,10 @@ def _markdown(suite, records, df, refs, per_env, agg, poi, reps, predicted, note
             lines += ["![improvement](improvement.png)", ""]
         lines += ["![sample efficiency](sample_efficiency.png)", ""]
     return "\n".join(lines)
+
+
+def _shown(cells: list[str], n: int = 8) -> str:
+    return ", ".join(cells[:n]) + (f" and {len(cells) - n} more" if len(cells) > n else "")
 
 
 def _seeds(df: pd.DataFrame) -> str:

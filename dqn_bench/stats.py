@@ -47,11 +47,13 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 
-def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
+def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Each agent needs the same seeds on every env; otherwise name what is missing. Agents may
     differ in their number of seeds: rliable bootstraps each agent's runs on their own.
 
-    With allow_ragged, keep per agent only the seeds that all its envs have.
+    -> (the runs of the seeds their agent has on every env, the missing "agent/env/seed N" cells).
+    A ragged grid (a suite whose runs are still landing) is an error unless allow_ragged; then
+    an agent with no seed on every env is simply absent from the first.
     """
     if df.empty:
         raise ConfigError("no finished runs to report")
@@ -70,11 +72,8 @@ def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> pd.DataFrame:
     if missing and not allow_ragged:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
         raise ConfigError(f"ragged grid: missing runs {shown}; run them, or pass --allow-ragged "
-                          "to report only the seeds each agent has on every env")
-    empty = [a for a, seeds in common.items() if not seeds]
-    if empty:
-        raise ConfigError(f"no seed of {', '.join(empty)} is finished on every env; nothing to report for it")
-    return df[[seed in common[agent] for agent, seed in zip(df["agent"], df["seed"])]]
+                          "to report every run per env and only the seeds each agent has on every env in the aggregates")
+    return df[[seed in common[agent] for agent, seed in zip(df["agent"], df["seed"])]], missing
 
 
 def reference_for(df: pd.DataFrame, required: bool = True) -> dict[str, baselines.Reference]:

@@ -13,7 +13,9 @@ COMMITTED = sorted(p.parent.name for p in RESULTS.glob("*/README.md") if (p.pare
 
 @pytest.mark.parametrize("suite", COMMITTED)
 def test_committed_report_matches_its_records(suite, capsys):
-    code = cli.main(["report", "--suite", suite, "--out", str(RESULTS), "--check"])
+    # --allow-ragged: a suite whose runs still land is committed as they land; on a full grid the
+    # flag changes nothing, and a report left behind by a new record still differs from a rebuild
+    code = cli.main(["report", "--suite", suite, "--out", str(RESULTS), "--check", "--allow-ragged"])
     assert code == 0, capsys.readouterr().err
 
 

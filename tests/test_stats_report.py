@@ -1,5 +1,8 @@
 """Normalization by hand, our aggregates == rliable on the same arrays, ragged grids, --check."""
+import io
+
 import numpy as np
+import pandas as pd
 import pytest
 from rliable import library, metrics
 
@@ -74,8 +77,47 @@ def test_ragged_grid_is_refused_with_what_is_missing(tmp_path):
     df = stats.tidy(store.records())
     with pytest.raises(ConfigError, match="missing runs dqn/Acrobot-v1/seed 3, random/Acrobot-v1/seed 1;"):
         stats.check_grid(df)
-    kept = stats.check_grid(df, allow_ragged=True).groupby("agent")["seed"].apply(lambda s: sorted(set(s)))
-    assert kept.to_dict() == {"dqn": [0, 1, 2], "random": [0, 2]}
+    kept, missing = stats.check_grid(df, allow_ragged=True)
+    assert kept.groupby("agent")["seed"].apply(lambda s: sorted(set(s))).to_dict() == {"dqn": [0, 1, 2], "random": [0, 2]}
+    assert missing == ["dqn/Acrobot-v1/seed 3", "random/Acrobot-v1/seed 1"]
+
+
+def test_a_grid_still_landing_shows_every_run_per_env_and_complete_seeds_in_the_aggregates(tmp_path):
+    """The first record of a new agent (one env, one seed) is reported per env before the agent
+    has a seed on every env; the aggregates and the header say what waits."""
+    store = Store(tmp_path / "s")
+    for seed in (0, 1, 2):
+        store.write(fake_record("random", "CartPole-v1", seed, 20.0 + seed))
+        store.write(fake_record("random", "Acrobot-v1", seed, -500.0))
+    store.write(fake_record("dqn", "CartPole-v1", 0, 450.0))
+    with pytest.raises(ConfigError, match="missing runs dqn/Acrobot-v1/seed 0; run them, or pass --allow-ragged"):
+        reporting.build(tmp_path / "s", reps=100)
+    files = reporting.build(tmp_path / "s", reps=100, allow_ragged=True)
+    readme = files["README.md"].decode()
+    assert "`python -m dqn_bench report --allow-ragged`" in readme
+    assert ("- in progress: 1 runs missing from the grid (dqn/Acrobot-v1/seed 0). The per-env tables show every run; "
+            "the aggregates, plots and P(improvement) only the seeds their agent has on every env (none yet of dqn).") in readme
+    assert "| dqn | 1 | 450.00 [450.00, 450.00] |" in readme  # CartPole's table has the run
+    assert pd.read_csv(io.BytesIO(files["aggregate.csv"]))["agent"].tolist() == ["random"]
+    store.write(fake_record("dqn", "Acrobot-v1", 0, -100.0))  # the grid is whole again: no flag, no note
+    readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
+    assert "in progress" not in readme and "`python -m dqn_bench report`" in readme
+
+
+def test_the_published_comparison_of_a_grid_still_landing(tmp_path):
+    """Per game every drq_eps run beside the published runs; the aggregates over the games only
+    from the seeds finished on every game, and none before there is one."""
+    store = Store(tmp_path / "s")
+    store.write(fake_record("drq_eps", "ALE/Assault-v5", 0, 600.0))
+    store.write(fake_record("drq_eps", "ALE/Seaquest-v5", 1, 400.0))
+    files = reporting.build(tmp_path / "s", reps=100, allow_ragged=True)
+    assert "The aggregates over the games wait for a seed of ours finished on every game." in files["README.md"].decode()
+    store.write(fake_record("drq_eps", "ALE/Seaquest-v5", 0, 300.0))
+    files = reporting.build(tmp_path / "s", reps=100, allow_ragged=True)
+    readme = files["README.md"].decode()
+    assert pd.read_csv(io.BytesIO(files["published.csv"]))[["env", "runs"]].values.tolist() == [
+        ["ALE/Assault-v5", 1], ["ALE/Seaquest-v5", 2]]
+    assert "Over these 2 games, human-normalized (95% stratified-bootstrap CIs; ours: the 1 seed(s) finished" in readme
 
 
 def test_agents_may_differ_in_their_number_of_seeds(tmp_path):
@@ -84,7 +126,7 @@ def test_agents_may_differ_in_their_number_of_seeds(tmp_path):
         for seed in range(seeds):
             for env in ("CartPole-v1", "Acrobot-v1"):
                 store.write(fake_record(agent, env, seed, 300.0 + seed if env == "CartPole-v1" else -100.0 - seed))
-    df = stats.check_grid(stats.tidy(store.records()))
+    df, _ = stats.check_grid(stats.tidy(store.records()))
     assert df.groupby("agent")["seed"].nunique().to_dict() == {"dqn": 5, "sb3_dqn": 10}
     readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
     assert "| dqn | 5 |" in readme and "| sb3_dqn | 10 |" in readme
