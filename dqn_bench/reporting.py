@@ -176,7 +176,7 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
     else:
         lines += ["", "The aggregates over the games wait for a seed of ours finished on every game."]
     cost = ours["core_s"] / 3600
-    lines += ["", f"Cost of our runs: median {cost.median():.2f} core-hours per run (range {cost.min():.2f}-{cost.max():.2f})", ""]
+    lines += ["", f"Cost of our runs: median {cost.median():.2f} core-hours per run (range {cost.min():.2f}-{cost.max():.2f})"]
     return lines, table
 
 
@@ -248,7 +248,7 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
         "",
         f"- runs: {len(runs)} reported ({runs['agent'].nunique()} agents x {runs['env'].nunique()} envs"
         f"{' x ' + _seeds(runs) if not missing else ', a partial grid'}), {failed} failed, {len(records)} records",
-        *([f"- in progress: {len(missing)} runs missing from the grid ({_shown(missing)}). The per-env tables show "
+        *([f"- in progress: {len(missing)} runs missing from the grid ({stats.listed(missing)}). The per-env tables show "
            "every run; the aggregates, plots and P(improvement) only the seeds their agent has on every env"
            + (f" (none yet of {', '.join(waiting)})" if waiting else "") + "."] if missing else []),
         f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
@@ -322,10 +322,6 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
             lines += ["![improvement](improvement.png)", ""]
         lines += ["![sample efficiency](sample_efficiency.png)", ""]
     return "\n".join(lines)
-
-
-def _shown(cells: list[str], n: int = 8) -> str:
-    return ", ".join(cells[:n]) + (f" and {len(cells) - n} more" if len(cells) > n else "")
 
 
 def _seeds(df: pd.DataFrame) -> str:

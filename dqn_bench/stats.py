@@ -47,6 +47,11 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 
+def listed(cells: Sequence[str], n: int = 8) -> str:
+    """The first n cells, comma-separated, and how many more."""
+    return ", ".join(cells[:n]) + (f" and {len(cells) - n} more" if len(cells) > n else "")
+
+
 def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """Each agent needs the same seeds on every env; otherwise name what is missing. Agents may
     differ in their number of seeds: rliable bootstraps each agent's runs on their own.
@@ -70,8 +75,7 @@ def check_grid(df: pd.DataFrame, allow_ragged: bool = False) -> tuple[pd.DataFra
         common[agent] = set.intersection(*have)
         missing += [f"{agent}/{e}/seed {s}" for e, seeds in zip(envs, have) for s in sorted(set.union(*have) - seeds)]
     if missing and not allow_ragged:
-        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        raise ConfigError(f"ragged grid: missing runs {shown}; run them, or pass --allow-ragged "
+        raise ConfigError(f"ragged grid: missing runs {listed(missing)}; run them, or pass --allow-ragged "
                           "to report every run per env and only the seeds each agent has on every env in the aggregates")
     return df[[seed in common[agent] for agent, seed in zip(df["agent"], df["seed"])]], missing
 
