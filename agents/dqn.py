@@ -419,6 +419,19 @@ def importance_weights(probs: np.ndarray, size, beta: float) -> np.ndarray:
     return (w / w.max(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def gradient_updates(cfg: DQNConfig, budget: int) -> int:
+    """Gradient steps one seed makes in `budget` env steps, as `DQN.observe` schedules them: the
+    first round at step max(learning_starts, train_freq), then one every train_freq steps (exact
+    from learning_starts >= 2 on; below that an image replay waits for its second frame)."""
+    first = max(cfg.learning_starts, cfg.train_freq)
+    if budget < first:
+        return 0
+    rounds = (budget - first) // cfg.train_freq + 1
+    if cfg.gradient_steps == -1:  # a round takes as many steps as env steps since the last one
+        return first + (rounds - 1) * cfg.train_freq
+    return rounds * cfg.gradient_steps
+
+
 def make(observation_space, action_space, config: DQNConfig, seeds: tuple[int, ...]) -> DQN:
     if not isinstance(action_space, spaces.Discrete):
         raise ConfigError(f"dqn needs a Discrete action space, got {action_space}")
@@ -454,4 +467,4 @@ PRESETS = {
 }
 
 SPEC = AgentSpec("dqn", make, DQNConfig, PRESETS, "DQN; variants are flags, presets name combinations",
-                 seed_batched=True)
+                 seed_batched=True, updates=gradient_updates)

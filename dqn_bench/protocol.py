@@ -70,6 +70,8 @@ class AgentSpec:
     `budget=` (the run's env steps), for agents whose schedules are fractions of it.
     `hyperparams` names the suite table the agent reads (default: its own name), so a peer that
     takes the same keys (sb3_dqn) runs with exactly the suite's `dqn` values.
+    `updates(config, budget)`: the gradient steps one seed makes in a run of `budget` env steps,
+    for reports that state cost per update; None where the agent has no such count.
     """
 
     name: str
@@ -80,6 +82,7 @@ class AgentSpec:
     seed_batched: bool = False
     takes_budget: bool = False
     hyperparams: str = ""
+    updates: Callable[[Any, int], int] | None = None
 
     def make_config(self, overrides: Mapping[str, Any]) -> Any:
         """Build the frozen config, coercing strings from the CLI; unknown keys are a ConfigError."""

@@ -62,3 +62,15 @@ def probe(spec_name: str) -> Callable[..., dict] | None:
 
 def seed_batched(spec_name: str) -> bool:
     return specs()[spec_name].seed_batched
+
+
+def gradient_updates(spec_name: str, config: Mapping[str, Any], budget: int) -> int | None:
+    """A stored run's gradient steps (its spec's `updates`), or None: no count, agent not installed,
+    or a config this version of the agent no longer reads."""
+    spec = specs().get(spec_name)
+    if spec is None or spec.updates is None:
+        return None
+    try:
+        return spec.updates(spec.make_config(config), budget)
+    except ConfigError:
+        return None

@@ -175,9 +175,18 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
         lines += ["", f"P(ours > published) = {_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2])}"]
     else:
         lines += ["", "The aggregates over the games wait for a seed of ours finished on every game."]
-    cost = ours["core_s"] / 3600
-    lines += ["", f"Cost of our runs: median {cost.median():.2f} core-hours per run (range {cost.min():.2f}-{cost.max():.2f})"]
+    lines += ["", f"Cost of our runs, median (range) per run: {_spread(ours['core_s'] / 3600)} core-hours, "
+              f"{_spread(ours['wall_s'] / 3600)} h wall, {_spread(ours['updates'] / ours['core_s'], 1)} gradient updates "
+              f"per core-second ({_spread(ours['updates'], 0)} updates; the time includes the run's env steps and "
+              "evaluations), on the machine(s) above."]
     return lines, table
+
+
+def _spread(x: pd.Series, digits: int = 2) -> str:
+    """median (min-max), or the one value"""
+    x = x.dropna()
+    vals = [f"{v:,.{digits}f}" for v in (x.median(), x.min(), x.max())]
+    return vals[0] if vals[1] == vals[2] else f"{vals[0]} ({vals[1]}-{vals[2]})"
 
 
 def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tuple[pd.DataFrame, pd.DataFrame]:

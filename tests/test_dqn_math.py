@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from agents.dqn import DQNConfig, importance_weights, make, td_target
+from agents.dqn import PRESETS, DQNConfig, gradient_updates, importance_weights, make, td_target
 from agents.networks import DuelingHead
 from dqn_bench.protocol import Transitions
 
@@ -283,6 +283,26 @@ def test_hard_target_updates_skipped_only_when_nothing_changed(monkeypatch):
     # rounds (after the update of their own step) at 10, 17, .., 87; the first update after each
     # round copies, every other update is skipped; after the reload at 40 the next update copies
     assert copies == [12, 18, 27, 33, 39, 42, 48, 54, 60, 69, 75, 81]
+
+
+@pytest.mark.parametrize("starts, freq, steps", [(10, 7, 1), (5, 3, 2), (0, 4, 1), (9, 4, -1), (3, 1, 1), (60, 1, 1)])
+def test_gradient_updates_counts_the_steps_observe_takes(starts, freq, steps, monkeypatch):
+    """The count reports divide a run's time by is what the agent does."""
+    space = spaces.Box(-2, 2, (4,), np.float32)
+    cfg = DQNConfig(learning_starts=starts, train_freq=freq, gradient_steps=steps, batch_size=4, hidden=(8,))
+    agent = make(space, spaces.Discrete(2), cfg, (0,))
+    taken, real = [], agent._train_round
+    monkeypatch.setattr(agent, "_train_round", lambda n: (taken.append(n), real(n))[1])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        obs, nxt = rng.normal(size=(2, 1, 4)).astype(np.float32)
+        agent.observe(Transitions(obs, rng.integers(2, size=1), np.ones(1, np.float32), nxt, np.zeros(1, bool),
+                                  np.zeros(1, bool)))
+    assert sum(taken) == gradient_updates(cfg, 50)
+    # by hand: rounds at 10, 17, .., 45 -> 6; at 9, 13, .., 49 taking 9 then 4 steps each -> 9 + 10 * 4
+    assert gradient_updates(DQNConfig(learning_starts=10, train_freq=7), 50) == 6
+    assert gradient_updates(DQNConfig(learning_starts=9, train_freq=4, gradient_steps=-1), 50) == 49
+    assert gradient_updates(DQNConfig(**PRESETS["drq_eps"]), 100_000) == 98_401  # steps 1,600..100,000
 
 
 def test_a_retained_graph_runs_backward_twice():

@@ -169,10 +169,11 @@ def test_the_report_puts_drq_eps_runs_beside_the_published_runs(tmp_path):
     (tmp_path / "atari100k.toml").write_text(suite)
     runs = dqn_bench.run(str(tmp_path / "atari100k.toml"), agents=["drq_eps"], envs=["ALE/Assault-v5", "ALE/Seaquest-v5"],
                          seeds=2, out=tmp_path / "out", workers=1, budget=50, eval_every=50, eval_episodes=1,
-                         final_eval_episodes=2, learning_starts=1000)
+                         final_eval_episodes=2, learning_starts=48)
     assert len(runs) == 4 and set(runs["status"]) == {"ok"}
     readme = dqn_bench.report(str(tmp_path / "atari100k.toml"), out=tmp_path / "out", reps=100).read_text()
     assert "## Beside the published DrQ(eps) runs" in readme and "P(ours > published) = " in readme
+    assert "gradient updates per core-second (3 updates;" in readme  # steps 48, 49, 50
     table = pd.read_csv(tmp_path / "out" / "atari100k" / "published.csv")
     published = baselines.published_runs("drq_eps")
     for row in table.itertuples():
