@@ -87,6 +87,8 @@ def cmd_run(args) -> int:
 def check_execution_flags(args) -> None:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.seed_batch is not None and args.seed_batch < 1:
         raise ConfigError(f"--seed-batch must be >= 1, got {args.seed_batch}")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
@@ -111,7 +113,7 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
         store.quarantine_corrupt()
     done = store.finished(retry_failed=args.retry_failed)
     todo = [s for s in specs if s.key not in done]
-    workers = args.workers or default_workers()
+    workers = args.workers or max(1, default_workers() // args.threads)
     checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else store.root / "checkpoints"
     seed_batch = args.seed_batch if args.seed_batch is not None else suite.get("seed_batch")
     batches = plan_batches(todo, workers, seed_batch, memory, checkpoint_dir)
@@ -124,11 +126,12 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
     sizes = sorted({len(b) for b in batches})
     print(f"{suite['name']}: {len(specs)} runs, {len(specs) - len(todo)} already stored, "
           f"{len(todo)} to run in {len(batches)} seed batch(es) of {'/'.join(map(str, sizes)) or 0} "
-          f"on {workers} worker(s) -> {store.runs}", file=sys.stderr)
+          f"on {workers} worker(s){f' of {args.threads} threads' if args.threads > 1 else ''} -> {store.runs}",
+          file=sys.stderr)
     progress = Progress(sum(s.budget for s in todo), len(todo))
     every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
     options = dict(tensorboard=Path(args.tensorboard) if args.tensorboard else None, policies=True,
-                   progress=progress.steps)
+                   progress=progress.steps, threads=args.threads)
     # another command on this folder may hold some batches: each is claimed just before it starts
     claims = Claims(checkpoint_dir, lambda spec: store.done(spec, args.retry_failed), say=progress.note)
     left: list = []
@@ -294,7 +297,11 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
     """How runs execute and what they leave besides records; the same for `run` and `sweep`."""
     p.add_argument("--first-seed", type=int, default=0, metavar="S",
                    help="seeds are S..S+N-1 (default 0; tuning sweeps use seeds the reported runs do not)")
-    p.add_argument("--workers", type=int, help="parallel processes (default: number of cores)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: number of cores / --threads)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads per process (default 1: cores go to batches side by side; more pays "
+                        "when batches are fewer than cores, as for one Atari run; it changes float rounding, "
+                        "so each record notes it)")
     p.add_argument("--seed-batch", type=int, metavar="K",
                    help="train up to K seeds of one configuration together in one process (1 = one seed "
                         "per process; default: the suite's seed_batch, else as large as keeps every worker busy)")

@@ -25,7 +25,8 @@ def default_workers() -> int:
 
 def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_packages: Sequence[str] = (),
               checkpoint_dir: Path | None = None, checkpoint_every: int = 0, tensorboard: Path | None = None,
-              policies: bool = False, progress: Callable[..., None] | None = None) -> Iterator[dict]:
+              policies: bool = False, progress: Callable[..., None] | None = None,
+              threads: int = 1) -> Iterator[dict]:
     """Yield one record per run, a batch's records together, in completion order; a batch's
     checkpoint is removed when the caller asks for the next record, i.e. once it has stored them
     all (a caller that fails to store them leaves it for the rerun). `batches` is pulled lazily,
@@ -36,7 +37,7 @@ def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_
 
     def args(batch, report):
         path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
-        return (batch, path, checkpoint_every, tensorboard, policies, report), path
+        return (batch, path, checkpoint_every, tensorboard, policies, report, threads), path
 
     first = list(itertools.islice(batches, 2))
     if workers <= 1 or len(first) <= 1:  # in this process: no worker to spawn
@@ -130,8 +131,8 @@ RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
 def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
             checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
             max_retries: int = 3, tensorboard: Path | None = None, policies: bool = False,
-            progress: Callable[..., None] | None = None) -> Iterator[dict]:
-    """The same batches as Ray tasks (num_cpus=1, retried on worker death); records come back to
+            progress: Callable[..., None] | None = None, threads: int = 1) -> Iterator[dict]:
+    """The same batches as Ray tasks (num_cpus=threads, retried on worker death); records come back to
     this driver, which alone writes the store, so a retried task can never leave two records.
     Every batch is pulled (so claimed) and submitted at once: Ray queues them on the cluster.
 
@@ -146,11 +147,11 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
     owned = not ray.is_initialized()
     if owned:
         try:
-            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+            ray.init(address=address, num_cpus=None if address else workers * threads, include_dashboard=False,
                      log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise ConfigError(f"cannot reach a Ray cluster at --ray-address {address}: {e}") from None
-    task = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_batch)
+    task = ray.remote(num_cpus=threads, max_retries=max_retries)(_ray_batch)
     pending = {}
     try:
         from ray.util.queue import Queue
@@ -160,7 +161,7 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
         for batch in batches:
             path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
             pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
-                                report)] = batch, path
+                                report, threads)] = batch, path
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             _drain(queue, progress)
@@ -184,6 +185,7 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
             ray.shutdown()
 
 
-def _ray_batch(batch, path, checkpoint_every, env_packages, tensorboard=None, policies=False, progress=None):
+def _ray_batch(batch, path, checkpoint_every, env_packages, tensorboard=None, policies=False, progress=None,
+               threads=1):
     _init_worker(env_packages)
-    return run_batch(batch, path, checkpoint_every, tensorboard, policies, progress)
+    return run_batch(batch, path, checkpoint_every, tensorboard, policies, progress, threads)

@@ -274,22 +274,23 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
 
 
 @contextmanager
-def cpu_settings():
-    """How a batch trains: one thread (parallelism comes from batches side by side) and denormals
-    flushed (tiny Adam moments turn denormal and slow CPU math ~2x); process-wide, so restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def cpu_settings(threads: int = 1):
+    """How a batch trains: `threads` torch threads (default one: parallelism comes from batches
+    side by side) and denormals flushed (tiny Adam moments turn denormal and slow CPU math ~2x);
+    process-wide, so restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.set_flush_denormal(False)
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
               tensorboard: Path | None = None, policies: bool = False,
-              progress: Callable[..., None] | None = None) -> list[dict]:
+              progress: Callable[..., None] | None = None, threads: int = 1) -> list[dict]:
     """One record per spec; never raises for a failure inside the runs: it comes back as status
     'failed'. A failed write (files.WriteFailed: a full disk) is no failure of the runs: it
     propagates, and the last checkpoint stays for the rerun. The checkpoint is the caller's to
@@ -297,7 +298,7 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     store saves it beside the record) when the agent exports one."""
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        with cpu_settings():
+        with cpu_settings(threads):
             results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
         if policies and hasattr(agent, "policy_state"):
             for k, result in enumerate(results):
@@ -313,15 +314,17 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     before = results[0].get("spent_before_s", (0.0, 0.0))  # the same for every seed of the batch
     for result in results:
         result.pop("spent_before_s", None)
-    return _records(specs, results, wall + before[0], cpu + before[1])
+    return _records(specs, results, wall + before[0], cpu + before[1], threads)
 
 
-def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float) -> list[dict]:
+def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float, threads: int = 1) -> list[dict]:
     # the batch's process time: K records of one batch share it (reports divide by seed_batch).
-    # cpu_time_s is what the batch cost in core-seconds whatever else shared the machine.
+    # cpu_time_s is what the batch cost in core-seconds (all its threads) whatever else shared the
+    # machine; threads: more than one sums in another order, so the same run rounds differently.
     return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(), **result,
              "wall_time_s": round(wall, 3), "cpu_time_s": round(cpu, 3),
-             "steps_per_s": round(spec.budget / max(wall, 1e-9), 1), "seed_batch": len(specs)}
+             "steps_per_s": round(spec.budget / max(wall, 1e-9), 1), "seed_batch": len(specs),
+             "threads": threads}
             for spec, result in zip(specs, results)]
 
 

@@ -47,6 +47,24 @@ def test_a_suites_seed_batch_is_the_default_and_the_flag_overrides_it(run_cli, t
     assert r.returncode == 0, r.stderr
     assert "2 to run in 1 seed batch(es) of 2" in r.stderr
     assert [rec["seed_batch"] for rec in records(tmp_path / "b")] == [2, 2]
+    assert [rec["threads"] for rec in records(tmp_path / "b")] == [1, 1]
+    r = run_cli("run", "--suite", suite, "--seed-batch", "2", "--threads", "2", "--out", tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    assert "on 1 worker(s) of 2 threads" in r.stderr
+    assert [rec["threads"] for rec in records(tmp_path / "c")] == [2, 2]
+
+
+def test_a_batch_trains_on_the_threads_asked_and_gives_the_process_its_own_back():
+    import torch
+
+    from dqn_bench.runner import cpu_settings
+
+    before = torch.get_num_threads()
+    with cpu_settings(3):
+        assert torch.get_num_threads() == 3
+    with cpu_settings():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
 
 
 def test_list_names_agents_presets_suites(run_cli):
@@ -108,6 +126,7 @@ BAD = [
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--workers", "x"], "invalid int value"),
     (["--seed-batch", "0"], "--seed-batch must be >= 1"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
     (["--executor", "spark"], "invalid choice: 'spark'"),
     (["--checkpoint-dir", "pyproject.toml"], "--checkpoint-dir pyproject.toml is not a folder"),
 ]
