@@ -95,7 +95,7 @@ def test_a_grid_still_landing_shows_every_run_per_env_and_complete_seeds_in_the_
     files = reporting.build(tmp_path / "s", reps=100, allow_ragged=True)
     readme = files["README.md"].decode()
     assert "`python -m dqn_bench report --allow-ragged`" in readme
-    assert ("- in progress: 1 runs missing from the grid (dqn/Acrobot-v1/seed 0). The per-env tables show every run; "
+    assert ("- in progress: 1 run missing from the grid (dqn/Acrobot-v1/seed 0). The per-env tables show every run; "
             "the aggregates, plots and P(improvement) only the seeds their agent has on every env (none yet of dqn).") in readme
     assert "| dqn | 1 | 450.00 [450.00, 450.00] |" in readme  # CartPole's table has the run
     assert pd.read_csv(io.BytesIO(files["aggregate.csv"]))["agent"].tolist() == ["random"]
