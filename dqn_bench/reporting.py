@@ -179,6 +179,11 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
               f"{_spread(ours['wall_s'] / 3600)} h wall, {_spread(ours['updates'] / ours['core_s'], 1)} gradient updates "
               f"per core-second ({_spread(ours['updates'], 0)} updates; the time includes the run's env steps and "
               "evaluations), on the machine(s) above."]
+    timed = ours.dropna(subset=["eval_core_s"])
+    if not timed.empty:  # records that time their evaluations
+        lines[-1] += (f" Evaluations: {_spread(timed['eval_core_s'] / 60, 1)} core-minutes per run "
+                      f"({_spread(100 * timed['eval_core_s'] / timed['core_s'], 1)}% of it), the final one "
+                      f"{_spread(timed['final_eval_core_s'] / 60, 1)} ({len(timed)} of the runs time them).")
     return lines, table
 
 

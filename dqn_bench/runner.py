@@ -24,7 +24,7 @@ from dqn_bench.protocol import Transitions
 from dqn_bench.train_log import Ticker, TrainLog
 
 SCHEMA = 1
-TIMING_KEYS = ("wall_time_s", "cpu_time_s", "steps_per_s")
+TIMING_KEYS = ("wall_time_s", "cpu_time_s", "steps_per_s", "eval_cpu_s")
 
 
 def _loaded_code() -> str:
@@ -144,8 +144,8 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 def _new_progress() -> dict:
-    return {"episodes": 0, "eval_steps": [], "eval_returns": [], "episode_returns": [], "episode_ends": [],
-            "ep_return": 0.0, "actions": [], "error": None}
+    return {"episodes": 0, "eval_steps": [], "eval_returns": [], "eval_cpu_s": [], "episode_returns": [],
+            "episode_ends": [], "ep_return": 0.0, "actions": [], "error": None}
 
 
 def _replay_open_episode(env, seed: int, p: dict) -> np.ndarray:
@@ -193,10 +193,12 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         step0, prog = 0, [_new_progress() for _ in specs]
         for k, env in enumerate(train_envs):
             obs[k] = env.reset(seed=episode_seed(seeds[k], 0))[0]
+        cpu = time.process_time()
         for p, returns in zip(prog, evaluate(agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds,
                                              np.ones(k_all, bool))):
             p["eval_steps"].append(0)
             p["eval_returns"].append(returns)
+            p["eval_cpu_s"].append(time.process_time() - cpu)
     alive = np.array([p["error"] is None for p in prog])
     next_checkpoint = step0 + checkpoint_every
     log = TrainLog(specs, tensorboard, step0) if tensorboard else None
@@ -238,10 +240,12 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             hook(step, agent)
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
+            cpu = time.process_time()
             for k, returns in enumerate(evaluate(agent, eval_envs, make_eval, episodes, eval_seeds, alive)):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
                     prog[k]["eval_returns"].append(returns)
+                    prog[k].setdefault("eval_cpu_s", []).append(time.process_time() - cpu)
             if log:
                 log.evaluation(step, prog, alive)
         ticker.tick(step)
@@ -264,6 +268,10 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         results.append({
             "status": "ok", "error": None,
             "eval": {"steps": p["eval_steps"], "returns": p["eval_returns"]},
+            # each evaluation's CPU seconds, the whole batch's (its seeds play together); left out
+            # for a run resumed from a checkpoint that predates them
+            **({"eval_cpu_s": [round(t, 3) for t in p["eval_cpu_s"]]}
+               if len(p.get("eval_cpu_s", ())) == len(p["eval_steps"]) else {}),
             "train": {"episode_returns": p["episode_returns"], "episode_end_steps": p["episode_ends"]},
             "final_score": float(np.mean(p["eval_returns"][-1])),
             # an agent wrapping another library names its version (e.g. sb3_dqn: stable-baselines3)

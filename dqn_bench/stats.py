@@ -27,13 +27,15 @@ warnings.filterwarnings("ignore", message="random_state is deprecated", category
 
 def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
     """One row per ok run: agent, env, env_id, env_kwargs, seed, final score and its episodes,
-    core-seconds, wall seconds, gradient updates (NaN where the agent counts none), eval steps/means."""
+    core-seconds (the whole run, and of its evaluations; NaN where the record has no timing of them),
+    wall seconds, gradient updates (NaN where the agent counts none), eval steps/means."""
     rows = []
     for r in records:
         if r["status"] != "ok":
             continue
         s = r["spec"]
         updates = registry.gradient_updates(s["agent_spec"], s["config"], s["budget"])
+        evals = np.asarray(r.get("eval_cpu_s", [np.nan]), float) / r.get("seed_batch", 1)
         rows.append({
             "agent": s["agent"], "env": s["env"], "env_id": s["env_id"], "env_kwargs": s["env_kwargs"],
             "seed": s["seed"], "budget": s["budget"], "final_score": r["final_score"],
@@ -41,13 +43,13 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
             # a seed batch of K runs that took T core-seconds in one process costs T / K per run
             # (CPU time where recorded: it holds whatever else shared the machine; else wall time)
             "core_s": r.get("cpu_time_s", r["wall_time_s"]) / r.get("seed_batch", 1),
-            "wall_s": r["wall_time_s"],
+            "eval_core_s": evals.sum(), "final_eval_core_s": evals[-1], "wall_s": r["wall_time_s"],
             "updates": np.nan if updates is None else updates,
             "eval_steps": tuple(r["eval"]["steps"]),
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })
     df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "budget", "final_score",
-                                     "final_episodes", "core_s", "wall_s", "updates", "eval_steps", "eval_means"])
+                                     "final_episodes", "core_s", "eval_core_s", "final_eval_core_s", "wall_s", "updates", "eval_steps", "eval_means"])
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 

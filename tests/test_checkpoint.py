@@ -39,6 +39,10 @@ def test_killed_and_resumed_run_equals_uninterrupted(agent, tmp_path, monkeypatc
     state = checkpoints.read(path)  # say the first attempt took 1000 s: the record must count them
     assert state["progress"]["spent"][1] > 0
     state["progress"]["spent"] = (1000.0, 1000.0)
+    old = agent == "dqn"  # as a checkpoint written before evaluations were timed
+    if old:
+        for p in state["progress"]["seeds"]:
+            del p["eval_cpu_s"]
     checkpoints.write(path, state)
 
     monkeypatch.setattr(checkpoints, "save", real_save)
@@ -47,6 +51,11 @@ def test_killed_and_resumed_run_equals_uninterrupted(agent, tmp_path, monkeypatc
     assert not path.exists()  # the record replaces the checkpoint
     assert 1000 < resumed["wall_time_s"] < 1000 + uninterrupted["wall_time_s"] + 60  # cost spans both attempts
     assert 1000 < resumed["cpu_time_s"] < 1000 + uninterrupted["cpu_time_s"] + 60
+    # every evaluation timed, those before the checkpoint included; none when the checkpoint lacks them
+    if old:
+        assert "eval_cpu_s" not in resumed
+    else:
+        assert len(resumed["eval_cpu_s"]) == len(resumed["eval"]["steps"]) == 4
 
 
 def test_a_checkpoint_with_narrow_weights_saved_as_in_out_loads_into_todays_layout():

@@ -26,6 +26,7 @@ def test_smoke_run_then_resume_skips_finished(run_cli, tmp_path):
         assert all(len(ep) == 2 for ep in rec["eval"]["returns"])
         assert rec["final_score"] == pytest.approx(sum(rec["eval"]["returns"][-1]) / 2)
         assert rec["versions"]["torch"].startswith("2.")
+        assert len(rec["eval_cpu_s"]) == 3 and all(t >= 0 for t in rec["eval_cpu_s"])  # one per evaluation
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/runs/*.json")}
     r = run_cli("run", "--suite", "smoke", "--seeds", "2", "--workers", "1", "--out", tmp_path, *TINY)
     assert r.returncode == 0, r.stderr

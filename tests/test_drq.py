@@ -174,6 +174,7 @@ def test_the_report_puts_drq_eps_runs_beside_the_published_runs(tmp_path):
     readme = dqn_bench.report(str(tmp_path / "atari100k.toml"), out=tmp_path / "out", reps=100).read_text()
     assert "## Beside the published DrQ(eps) runs" in readme and "P(ours > published) = " in readme
     assert "gradient updates per core-second (3 updates;" in readme  # steps 48, 49, 50
+    assert "core-minutes per run" in readme and "(4 of the runs time them)" in readme
     table = pd.read_csv(tmp_path / "out" / "atari100k" / "published.csv")
     published = baselines.published_runs("drq_eps")
     for row in table.itertuples():
