@@ -262,7 +262,8 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
         "",
         f"- runs: {len(runs)} reported ({runs['agent'].nunique()} agents x {runs['env'].nunique()} envs"
         f"{' x ' + _seeds(runs) if not missing else ', a partial grid'}), {failed} failed, {len(records)} records",
-        *([f"- in progress: {len(missing)} run{'s' * (len(missing) != 1)} missing from the grid ({stats.listed(missing)}). The per-env tables show "
+        *([f"- in progress: {len(missing)} run{'s' * (len(missing) != 1)} missing from the grid "
+           f"({stats.listed(missing)}). The per-env tables show "
            "every run; the aggregates, plots and P(improvement) only the seeds their agent has on every env"
            + (f" (none yet of {', '.join(waiting)})" if waiting else "") + "."] if missing else []),
         f"- total training wall time: {wall / 3600:.2f} h of single-core run time",

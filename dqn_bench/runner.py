@@ -194,11 +194,12 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         for k, env in enumerate(train_envs):
             obs[k] = env.reset(seed=episode_seed(seeds[k], 0))[0]
         cpu = time.process_time()
-        for p, returns in zip(prog, evaluate(agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds,
-                                             np.ones(k_all, bool))):
+        played = evaluate(agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds, np.ones(k_all, bool))
+        cpu = time.process_time() - cpu
+        for p, returns in zip(prog, played):
             p["eval_steps"].append(0)
             p["eval_returns"].append(returns)
-            p["eval_cpu_s"].append(time.process_time() - cpu)
+            p["eval_cpu_s"].append(cpu)
     alive = np.array([p["error"] is None for p in prog])
     next_checkpoint = step0 + checkpoint_every
     log = TrainLog(specs, tensorboard, step0) if tensorboard else None
@@ -241,11 +242,13 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
             cpu = time.process_time()
-            for k, returns in enumerate(evaluate(agent, eval_envs, make_eval, episodes, eval_seeds, alive)):
+            played = evaluate(agent, eval_envs, make_eval, episodes, eval_seeds, alive)
+            cpu = time.process_time() - cpu
+            for k, returns in enumerate(played):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
                     prog[k]["eval_returns"].append(returns)
-                    prog[k].setdefault("eval_cpu_s", []).append(time.process_time() - cpu)
+                    prog[k].setdefault("eval_cpu_s", []).append(cpu)
             if log:
                 log.evaluation(step, prog, alive)
         ticker.tick(step)

@@ -49,7 +49,8 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })
     df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "budget", "final_score",
-                                     "final_episodes", "core_s", "eval_core_s", "final_eval_core_s", "wall_s", "updates", "eval_steps", "eval_means"])
+                                     "final_episodes", "core_s", "eval_core_s", "final_eval_core_s", "wall_s",
+                                     "updates", "eval_steps", "eval_means"])
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 
