@@ -143,6 +143,13 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
+def _timed(f, *args):
+    """f(*args) and the CPU seconds it took."""
+    cpu = time.process_time()
+    out = f(*args)
+    return out, time.process_time() - cpu
+
+
 def _new_progress() -> dict:
     return {"episodes": 0, "eval_steps": [], "eval_returns": [], "eval_cpu_s": [], "episode_returns": [],
             "episode_ends": [], "ep_return": 0.0, "actions": [], "error": None}
@@ -193,9 +200,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
         step0, prog = 0, [_new_progress() for _ in specs]
         for k, env in enumerate(train_envs):
             obs[k] = env.reset(seed=episode_seed(seeds[k], 0))[0]
-        cpu = time.process_time()
-        played = evaluate(agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds, np.ones(k_all, bool))
-        cpu = time.process_time() - cpu
+        played, cpu = _timed(evaluate, agent, eval_envs, make_eval, s0.eval_episodes, eval_seeds, np.ones(k_all, bool))
         for p, returns in zip(prog, played):
             p["eval_steps"].append(0)
             p["eval_returns"].append(returns)
@@ -241,9 +246,7 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             hook(step, agent)
         if step % s0.eval_every == 0 or step == s0.budget:
             episodes = (s0.final_eval_episodes or s0.eval_episodes) if step == s0.budget else s0.eval_episodes
-            cpu = time.process_time()
-            played = evaluate(agent, eval_envs, make_eval, episodes, eval_seeds, alive)
-            cpu = time.process_time() - cpu
+            played, cpu = _timed(evaluate, agent, eval_envs, make_eval, episodes, eval_seeds, alive)
             for k, returns in enumerate(played):
                 if alive[k]:
                     prog[k]["eval_steps"].append(step)
