@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -10,7 +11,7 @@ import numpy as np
 
 import envs
 from dqn_bench import config as cfg
-from dqn_bench import checkpoints, registry
+from dqn_bench import checkpoints, registry, stop
 from dqn_bench.claims import Claims
 from dqn_bench.files import WriteFailed
 from dqn_bench.executors import default_workers, require_ray, run_local, run_ray
@@ -142,26 +143,27 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
 
     mine = claims.claimed(batches, left=leave)
     failed = ok = 0
-    try:
-        if args.executor == "ray":
-            records = run_ray(mine, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
-                              **options)
-        else:
-            records = run_local(mine, workers, args.env_package, checkpoint_dir, every, **options)
-        for record in records:
-            store.write(record)
-            claims.stored(record["key"])
-            ok += record["status"] == "ok"
-            spec = record["spec"]
-            label = f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
-            if record["status"] == "failed":
-                failed += 1
-                progress.note(f"FAILED {spec['agent']} {spec['env']} seed {spec['seed']}: {record['error']}")
-            score = record["final_score"]
-            progress.run_finished(f"{label} score {score if score is None else round(score, 1)}", record["status"] == "failed")
-    finally:
-        claims.release()
-        progress.close()
+    with stop.handled():  # a first Ctrl-C or SIGTERM lets checkpointing runs save their step
+        try:
+            if args.executor == "ray":
+                records = run_ray(mine, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
+                                  **options)
+            else:
+                records = run_local(mine, workers, args.env_package, checkpoint_dir, every, **options)
+            for record in records:
+                store.write(record)
+                claims.stored(record["key"])
+                ok += record["status"] == "ok"
+                spec = record["spec"]
+                label = f"{spec['agent']}/{spec['env']}/s{spec['seed']}"
+                if record["status"] == "failed":
+                    failed += 1
+                    progress.note(f"FAILED {spec['agent']} {spec['env']} seed {spec['seed']}: {record['error']}")
+                score = record["final_score"]
+                progress.run_finished(f"{label} score {score if score is None else round(score, 1)}", record["status"] == "failed")
+        finally:
+            claims.release()
+            progress.close()
     others = sum(map(len, left))
     print(f"done: {ok} ok, {failed} failed" + (f", {others} left to other commands on this folder" if others else "")
           + f", records in {store.runs}", file=sys.stderr)
@@ -410,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `list | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; rerun the same command to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (stop.Stopped)
+        print("interrupted: finished runs are stored, checkpointed runs resume from their last save; rerun the same "
+              "command to continue", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)

@@ -7,12 +7,13 @@ import functools
 import itertools
 import multiprocessing
 import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from queue import Empty
 from typing import Callable, Iterable, Iterator, Sequence
 
-from dqn_bench import checkpoints
+from dqn_bench import checkpoints, stop
 from dqn_bench.config import RunSpec
 from dqn_bench.files import WriteFailed
 from dqn_bench.protocol import ConfigError
@@ -72,7 +73,7 @@ def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_
                     submit()
         except BaseException:  # a failed write, Ctrl-C, the caller gone: stop now, not after every batch
             pool.shutdown(wait=False, cancel_futures=True)
-            for child in ctx.active_children():  # checkpointed batches resume on the rerun
+            for child in ctx.active_children():  # SIGTERM: each checkpointing batch saves its step first
                 child.terminate()
             raise
 
@@ -86,7 +87,10 @@ def _stored(records: list[dict], checkpoint: Path | None) -> Iterator[dict]:
 
 
 def _put(queue, n: int, resumed: bool = False) -> None:
-    queue.put((n, resumed))
+    try:
+        queue.put((n, resumed))
+    except (OSError, EOFError):  # the parent is stopping (its queue's process is gone): the run goes on to its checkpoint
+        pass
 
 
 def _drain(queue, progress) -> None:
@@ -121,6 +125,9 @@ def _init_worker(env_packages: tuple[str, ...]) -> None:
     import envs
 
     torch.set_num_threads(1)  # one core per batch; parallelism comes from running batches side by side
+    # Ctrl-C reaches the parent, which stops its workers with SIGTERM: each saves its checkpoint first
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop.install((signal.SIGTERM,), worker=True)
     for pkg in env_packages:
         envs.import_env_package(pkg)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 import envs
-from dqn_bench import checkpoints, registry
+from dqn_bench import checkpoints, registry, stop
 from dqn_bench.config import RunSpec
 from dqn_bench.files import WriteFailed
 from dqn_bench.protocol import Transitions
@@ -173,11 +174,13 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
 
     With `checkpoint`, the agent and every seed's progress are saved there (atomically) every
     `checkpoint_every` steps, and an existing checkpoint is resumed (an unreadable one is moved
-    aside and the batch starts over). With `tensorboard`, each seed
+    aside and the batch starts over); a stop asked by a signal (dqn_bench.stop) saves it at the end
+    of the current step and raises Stopped. With `tensorboard`, each seed
     logs scalars to its own folder there. `progress(n)` hears of every n env steps done (all
     seeds; a resumed checkpoint's steps as `progress(n, resumed=True)`).
     `hook(step, agent)` runs after every env step's observe (diagnostics).
     """
+    stop.check()  # asked while an earlier batch of this process finished: start nothing new
     s0, k_all = specs[0], len(specs)
     seeds = [s.seed for s in specs]
     train_envs = [envs.make(s.env_id, s.seed, **s.env_kwargs) for s in specs]
@@ -255,12 +258,16 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
             if log:
                 log.evaluation(step, prog, alive)
         ticker.tick(step)
-        if checkpoint is not None and checkpoint_every and step >= next_checkpoint and step < s0.budget:
+        if checkpoint is not None and checkpoint_every and (step >= next_checkpoint or stop.asked()) and step < s0.budget:
             for k, p in enumerate(prog):
                 p["obs"] = obs[k].copy()
             now = (spent[0] + time.perf_counter() - clock[0], spent[1] + time.process_time() - clock[1])
             checkpoints.save(checkpoint, agent, {"step": step, "seeds": prog, "spent": now})
             next_checkpoint = step + checkpoint_every
+            if stop.asked():
+                print(f"{s0.agent} on {s0.env_id}, seed(s) {', '.join(map(str, seeds))}: stopped at step {step:,} "
+                      f"of {s0.budget:,}, checkpoint saved; rerun the same command to resume", file=sys.stderr, flush=True)
+                stop.check()
     ticker.tick(s0.budget, force=True)
     if log:
         log.close()
@@ -312,7 +319,7 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     store saves it beside the record) when the agent exports one."""
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        with cpu_settings(threads):
+        with cpu_settings(threads), stop.saving(checkpoint is not None and checkpoint_every > 0):
             results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
         if policies and hasattr(agent, "policy_state"):
             for k, result in enumerate(results):
