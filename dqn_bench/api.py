@@ -109,7 +109,8 @@ def run(suite: str, agents: Sequence[str] | None = None, envs: Sequence[str] | N
     """`python -m dqn_bench run`: train what the store lacks of the suite's (or the given) agents x
     envs x seeds, with config or budget/eval overrides as keywords (learning_rate=1e-3,
     budget=5000), and return load_runs of exactly those runs. Bad input raises ConfigError before
-    anything runs; runs that fail are rows with status 'failed'."""
+    anything runs; runs that fail are rows with status 'failed'. Interrupting it (a notebook's
+    interrupt is Ctrl-C) lets checkpointing runs save their step first, as the CLI does."""
     argv = ["run", "--suite", str(suite), "--out", str(out), "--first-seed", str(first_seed), "--executor", executor]
     args = cli.build_parser().parse_args(argv)
     args.agents, args.envs, args.seeds = list(agents or []) or None, list(envs or []) or None, seeds
