@@ -97,3 +97,19 @@ def test_sigterm_to_a_command_with_workers_saves_every_batch_and_the_rerun_compl
     expected = [run_batch([spec])[0] for spec in plan(sets=sets)]
     assert [strip(r)["eval"] for r in records] == [r["eval"] for r in expected]
     assert [strip(r)["train"] for r in records] == [r["train"] for r in expected]
+
+
+def test_a_workers_progress_report_survives_a_parent_that_is_going_away():
+    from dqn_bench.executors import _put
+
+    class Gone:
+        def put(self, item):
+            raise BrokenPipeError("the manager process is gone")
+
+    class Kept(list):
+        put = list.append
+
+    kept = Kept()
+    _put(kept, 256, True)
+    assert kept == [(256, True)]
+    _put(Gone(), 256)  # swallowed: the run goes on to its checkpoint instead of failing
