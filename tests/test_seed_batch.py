@@ -15,19 +15,10 @@ import torch
 from agents import dqn as dqn_module
 from dqn_bench import checkpoints, cli
 from dqn_bench import config as cfg
-from dqn_bench.runner import TIMING_KEYS, run_batch, run_one, train
+from dqn_bench.runner import run_batch, run_one, train
+from conftest import SETS, plan, strip
 
 CLASSIC = cfg.load_suite("classic")
-SETS = {"budget": "1500", "eval_every": "500", "eval_episodes": "2", "final_eval_episodes": "2", "learning_starts": "300",
-        "train_freq": "16", "gradient_steps": "4", "buffer_size": "2000", "batch_size": "32"}
-
-
-def strip(record):
-    return {k: v for k, v in record.items() if k not in TIMING_KEYS + ("seed_batch",)}
-
-
-def plan(agent="dqn", seeds=3, sets=SETS, env="CartPole-v1"):
-    return cfg.plan(CLASSIC, [agent], [env], seeds, sets)
 
 
 # -- grouping ---------------------------------------------------------------------------------

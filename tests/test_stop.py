@@ -11,21 +11,9 @@ import time
 import pytest
 
 from dqn_bench import checkpoints, runner, stop
-from dqn_bench import config as cfg
-from dqn_bench.runner import TIMING_KEYS, run_batch
+from dqn_bench.runner import run_batch
 from dqn_bench.train_log import Ticker
-
-SETS = {"budget": "1500", "eval_every": "500", "eval_episodes": "2", "final_eval_episodes": "2", "learning_starts": "300",
-        "train_freq": "16", "gradient_steps": "4", "buffer_size": "2000", "batch_size": "32"}
-
-
-def strip(record):
-    return {k: v for k, v in record.items() if k not in TIMING_KEYS}
-
-
-def plan(seeds=2, sets=SETS):
-    return cfg.plan(cfg.load_suite("classic"), ["dqn"], ["CartPole-v1"], seeds, sets)
-
+from conftest import SETS, plan, strip
 
 def signal_at(monkeypatch, step, times=1, signum=signal.SIGTERM):
     """Deliver `times` real signals to this process once the loop reaches `step` (mid-step: after
@@ -40,7 +28,7 @@ def signal_at(monkeypatch, step, times=1, signum=signal.SIGTERM):
 
 
 def test_a_stop_saves_the_checkpoint_at_that_step_and_the_rerun_ends_as_uninterrupted(tmp_path, monkeypatch, capsys):
-    specs = plan()
+    specs = plan(seeds=2)
     uninterrupted = run_batch(specs)
     path = tmp_path / "ckpt.pt"
     signal_at(monkeypatch, 777)
@@ -60,18 +48,18 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_periodic_checkpoint(tm
     path = tmp_path / "ckpt.pt"
     signal_at(monkeypatch, 777, times=2, signum=signal.SIGINT)
     with stop.handled(), pytest.raises(stop.Stopped):
-        run_batch(plan(), path, checkpoint_every=500)
+        run_batch(plan(seeds=2), path, checkpoint_every=500)
     assert checkpoints.read(path)["progress"]["step"] == 500
 
 
 def test_without_a_checkpoint_the_first_signal_stops_at_once(monkeypatch):
     signal_at(monkeypatch, 777, signum=signal.SIGINT)
     with stop.handled(), pytest.raises(stop.Stopped) as stopped:
-        run_batch(plan())  # nothing to save: no failed record either, the stop propagates
+        run_batch(plan(seeds=2))  # nothing to save: no failed record either, the stop propagates
     assert stopped.value.signum == signal.SIGINT
 
 
-def test_sigterm_to_a_command_with_workers_saves_every_batch_and_the_rerun_completes_them(tmp_path):
+def test_sigterm_to_a_command_with_workers_saves_every_batch_and_the_rerun_completes_them(tmp_path, run_cli):
     sets = {**SETS, "budget": "8000", "eval_every": "4000"}
     args = ["run", "--suite", "classic", "--agents", "dqn", "--envs", "CartPole-v1", "--seeds", "2", "--seed-batch", "1",
             "--workers", "2", "--checkpoint-every", "500"] + [f"--set={k}={v}" for k, v in sets.items()]
@@ -85,18 +73,18 @@ def test_sigterm_to_a_command_with_workers_saves_every_batch_and_the_rerun_compl
     proc.send_signal(signal.SIGTERM)  # the parent only, as a scheduler's `kill` does
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM and "interrupted" in err, err
-    said = {int(s.replace(",", "")) for s in re.findall(r"stopped at step ([\d,]+) of 8,000, checkpoint saved", err)}
-    saved = {checkpoints.read(p)["progress"]["step"] for p in ckpt.glob("*.pt")}
+    said = sorted(int(s.replace(",", "")) for s in re.findall(r"stopped at step ([\d,]+) of 8,000, checkpoint saved", err))
+    saved = sorted(checkpoints.read(p)["progress"]["step"] for p in ckpt.glob("*.pt"))
     assert len(saved) == 2 and said == saved, err  # each worker saved the step it said
     assert not list((tmp_path / "classic" / "runs").glob("*.json"))
 
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    again = run_cli(*args, "--out", tmp_path, env={"PYTHONHASHSEED": "0"})
     assert again.returncode == 0, again.stderr
     records = sorted((json.loads(p.read_text()) for p in (tmp_path / "classic" / "runs").glob("*.json")),
                      key=lambda r: r["spec"]["seed"])
-    expected = [run_batch([spec])[0] for spec in plan(sets=sets)]
-    assert [strip(r)["eval"] for r in records] == [r["eval"] for r in expected]
-    assert [strip(r)["train"] for r in records] == [r["train"] for r in expected]
+    expected = [run_batch([spec])[0] for spec in plan(seeds=2, sets=sets)]
+    assert [r["eval"] for r in records] == [r["eval"] for r in expected]
+    assert [r["train"] for r in records] == [r["train"] for r in expected]
 
 
 def test_a_workers_progress_report_survives_a_parent_that_is_going_away():
