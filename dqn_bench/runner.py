@@ -56,7 +56,10 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     out["git_sha"] = _LOADED_CODE
-    out["machine"] = f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+    # the vector ISA torch's kernels dispatch on: one CPU model name covers AVX2 and AVX-512 parts
+    # whose GEMMs differ 2-3x, so timings are only comparable within one ISA
+    out["machine"] = (f"{_cpu_model()}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, "
+                      f"{platform.system()} {platform.machine()}")
     return out
 
 

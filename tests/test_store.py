@@ -84,3 +84,15 @@ def test_a_record_names_the_code_its_process_loaded(monkeypatch):
     monkeypatch.setattr(runner.subprocess, "run", no_git)
     runner.versions.cache_clear()
     assert runner.versions()["git_sha"] == loaded
+
+
+def test_a_record_names_the_vector_isa_its_kernels_ran_on():
+    """One CPU model name covers AVX2 and AVX-512 parts whose GEMMs differ 2-3x: timings in a record
+    are only comparable to others from the same ISA, so the machine string says which."""
+    import torch
+
+    from dqn_bench import runner
+
+    isa = torch.backends.cpu.get_cpu_capability()
+    assert isa in {"DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX"} or isa.startswith("SVE")
+    assert f", {isa}, " in runner.versions()["machine"]
