@@ -175,15 +175,17 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
         lines += ["", f"P(ours > published) = {_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2])}"]
     else:
         lines += ["", "The aggregates over the games wait for a seed of ours finished on every game."]
-    lines += ["", f"Cost of our runs, median (range) per run: {_spread(ours['core_s'] / 3600)} core-hours, "
-              f"{_spread(ours['wall_s'] / 3600)} h wall, {_spread(ours['updates'] / ours['core_s'], 1)} gradient updates "
-              f"per core-second ({_spread(ours['updates'], 0)} updates; the time includes the run's env steps and "
-              "evaluations), on the machine(s) above."]
-    timed = ours.dropna(subset=["eval_core_s"])
-    if not timed.empty:  # records that time their evaluations
-        lines[-1] += (f" Evaluations: {_spread(timed['eval_core_s'] / 60, 1)} core-minutes per run "
-                      f"({_spread(100 * timed['eval_core_s'] / timed['core_s'], 1)}% of it), the final one "
-                      f"{_spread(timed['final_eval_core_s'] / 60, 1)} ({len(timed)} of the runs time them).")
+    # per machine: one CPU model name spans AVX2 and AVX-512 parts 2-3x apart, so no median across them
+    for machine, g in ours.groupby("machine", sort=False):
+        lines += ["", f"Cost of our runs on {machine} ({len(g)} of {len(ours)}), median (range) per run: "
+                  f"{_spread(g['core_s'] / 3600)} core-hours, {_spread(g['wall_s'] / 3600)} h wall, "
+                  f"{_spread(g['updates'] / g['core_s'], 1)} gradient updates per core-second "
+                  f"({_spread(g['updates'], 0)} updates; the time includes the run's env steps and evaluations)."]
+        timed = g.dropna(subset=["eval_core_s"])
+        if not timed.empty:  # records that time their evaluations
+            lines[-1] += (f" Evaluations: {_spread(timed['eval_core_s'] / 60, 1)} core-minutes per run "
+                          f"({_spread(100 * timed['eval_core_s'] / timed['core_s'], 1)}% of it), the final one "
+                          f"{_spread(timed['final_eval_core_s'] / 60, 1)} ({len(timed)} of the runs time them).")
     return lines, table
 
 

@@ -28,7 +28,7 @@ warnings.filterwarnings("ignore", message="random_state is deprecated", category
 def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
     """One row per ok run: agent, env, env_id, env_kwargs, seed, final score and its episodes,
     core-seconds (the whole run, and of its evaluations; NaN where the record has no timing of them),
-    wall seconds, gradient updates (NaN where the agent counts none), eval steps/means."""
+    wall seconds, gradient updates (NaN where the agent counts none), the machine, eval steps/means."""
     rows = []
     for r in records:
         if r["status"] != "ok":
@@ -45,12 +45,13 @@ def tidy(records: Sequence[Mapping]) -> pd.DataFrame:
             "core_s": r.get("cpu_time_s", r["wall_time_s"]) / r.get("seed_batch", 1),
             "eval_core_s": evals.sum(), "final_eval_core_s": evals[-1], "wall_s": r["wall_time_s"],
             "updates": np.nan if updates is None else updates,
+            "machine": r.get("versions", {}).get("machine", "unknown"),
             "eval_steps": tuple(r["eval"]["steps"]),
             "eval_means": tuple(float(np.mean(x)) for x in r["eval"]["returns"]),
         })
     df = pd.DataFrame(rows, columns=["agent", "env", "env_id", "env_kwargs", "seed", "budget", "final_score",
                                      "final_episodes", "core_s", "eval_core_s", "final_eval_core_s", "wall_s",
-                                     "updates", "eval_steps", "eval_means"])
+                                     "updates", "machine", "eval_steps", "eval_means"])
     return df.sort_values(["env", "agent", "seed"], kind="stable").reset_index(drop=True)
 
 

@@ -184,6 +184,17 @@ def test_the_report_puts_drq_eps_runs_beside_the_published_runs(tmp_path):
         assert row.published_runs == 100 and row.published_mean == pytest.approx(pub.mean(), rel=1e-5)
         assert [float(p) for p in str(row.percentiles).split()] == pytest.approx(
             [round(100 * ((pub < x).mean() + 0.5 * (pub == x).mean())) for x in mine])
+    # one machine name in the records: one cost line; a run from another machine gets its own
+    assert readme.count("Cost of our runs on ") == 1 and "(4 of 4), median" in readme
+    import json
+    path = sorted((tmp_path / "out" / "atari100k" / "runs").glob("*drq_eps*.json"))[0]
+    record = json.loads(path.read_text())
+    record["versions"]["machine"] = "Other CPU, 64 cores, AVX512, Linux x86_64"
+    path.write_text(json.dumps(record))
+    readme = dqn_bench.report(str(tmp_path / "atari100k.toml"), out=tmp_path / "out", reps=100).read_text()
+    assert readme.count("Cost of our runs on ") == 2
+    assert "Cost of our runs on Other CPU, 64 cores, AVX512, Linux x86_64 (1 of 4), median" in readme
+    assert "(3 of 4), median" in readme and "(3 of the runs time them)" in readme
 
 
 def test_a_checkpoint_restores_the_augmentation_and_evaluation_streams(tmp_path):
