@@ -153,7 +153,13 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     _check_table(suite, SUITE_KEYS, "", path)
     if suite.get("seed_batch", 1) < 1:
         raise ConfigError(f"suite file {path}: 'seed_batch' must be >= 1, got {suite['seed_batch']}")
-    _check_table(suite.get("defaults", {}), RUN_KEYS, "defaults.", path)
+    # defaults.<agent>: run keys for one agent only (its evaluation protocol where it differs)
+    defaults = suite.get("defaults", {})
+    _check_table({k: v for k, v in defaults.items() if k in RUN_KEYS or not isinstance(v, dict)}, RUN_KEYS,
+                 "defaults.", path)
+    for agent, table in _agent_tables({"defaults": {k: v for k, v in defaults.items() if isinstance(v, dict)}},
+                                      "defaults", path):
+        _check_table(table, RUN_KEYS, f"defaults.{agent}.", path)
     _check_table(suite.get("env_kwargs", {}), {"atari": dict, "default": dict}, "env_kwargs.", path)
     for label, table in suite.get("env", {}).items():
         _check_table({label: table}, {label: dict}, "env.", path)
@@ -201,6 +207,19 @@ def _layered(table: Mapping[str, Any], env: str, env_id: str) -> dict[str, Any]:
     return merged
 
 
+def _run_keys(suite: Mapping[str, Any], env_table: Mapping[str, Any], agent: str,
+              sets: Mapping[str, int]) -> dict[str, Any]:
+    """One agent's run keys on one env: suite defaults -> the agent's defaults -> the env's table
+    -> --set, later layers win."""
+    defaults = suite.get("defaults", {})
+    run = {k: v for k, v in defaults.items() if k in RUN_KEYS} | defaults.get(agent, {})
+    run = {k: env_table.get(k, run.get(k)) for k in RUN_KEYS} | dict(sets)
+    for k, v in run.items():
+        if v is not None and v < 1:
+            raise ConfigError(f"{k} must be >= 1, got {v}")
+    return run
+
+
 def plan(
     suite: Mapping[str, Any],
     agents: Sequence[str] | None = None,
@@ -237,17 +256,14 @@ def plan(
     for label in env_labels:
         table = env_tables.get(label, {})
         env_id = table.get("id", label)
-        defaults = suite.get("defaults", {})
-        run = {k: table.get(k, defaults.get(k)) for k in RUN_KEYS} | run_sets
-        missing = [k for k, v in run.items() if v is None and k not in OPTIONAL_RUN_KEYS]
-        if missing:
-            raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; add it or --set it")
         env_kwargs = resolve_kwargs(env_id, {**suite.get("env_kwargs", {}).get(family(env_id), {}),
                                              **table.get("kwargs", {})})
-        for k, v in run.items():
-            if v is not None and v < 1:
-                raise ConfigError(f"{k} must be >= 1, got {v}")
         for agent, (spec, preset) in resolved.items():
+            run = _run_keys(suite, table, agent, run_sets)
+            missing = [k for k, v in run.items() if v is None and k not in OPTIONAL_RUN_KEYS]
+            if missing:
+                raise ConfigError(f"env '{label}' has no {', '.join(missing)} in suite '{suite['name']}'; "
+                                  "add it or --set it")
             fields = {f.name for f in dataclasses.fields(spec.config_cls)}
             tables = suite.get("hyperparams", {})
             overrides = _layered(tables.get(spec.hyperparams or spec.name, {}), label, env_id)

@@ -160,6 +160,9 @@ BAD_SUITES = [
     (SUITE + '[notes.duelling_dqn]\n"CartPole-v1" = "why"\n', "'notes.duelling_dqn' names no agent or preset"),
     (SUITE + '[notes.dqn]\n"CartPole-v1" = 3\n', "'notes.dqn.CartPole-v1' must be a string"),
     (SUITE + '[notes.dqn]\n"CartPole-v0" = "why"\n', "'notes.dqn.CartPole-v0' names no env of this suite"),
+    (SUITE + "[defaults.drq_epss]\nfinal_eval_episodes = 100\n", "'defaults.drq_epss' names no agent or preset"),
+    (SUITE + "[defaults.drq_eps]\nfinal_eval_episode = 100\n", "unknown key 'defaults.drq_eps.final_eval_episode'"),
+    (SUITE + "[defaults.drq_eps]\nfinal_eval_episodes = 1.5\n", "'defaults.drq_eps.final_eval_episodes' must be an integer"),
 ]
 
 
@@ -183,6 +186,32 @@ def test_a_presets_own_table_overrides_the_base_agents_values():
     assert by_agent["per_dqn"]["learning_rate"] == 5e-4 and by_agent["per_dqn"]["per_alpha"] == 0.5
     assert by_agent["per_dqn"]["prioritized"] and by_agent["per_dqn"]["batch_size"] == 16
     assert by_agent["dqn"]["per_alpha"] == 0.6
+
+
+def test_an_agents_own_run_defaults_apply_to_it_alone():
+    """defaults.<agent>: one agent's evaluation protocol in a shared suite (atari5's drq_eps keeps
+    the 100-episode final evaluation it was validated with); an env's table and --set still win."""
+    import tomllib
+
+    from dqn_bench import config as cfg
+
+    text = SUITE.replace('envs = ["CartPole-v1"]', 'envs = ["CartPole-v1", "Acrobot-v1"]') + textwrap.dedent("""
+        [defaults.double_dqn]
+        final_eval_episodes = 100
+        eval_episodes = 3
+        [env."Acrobot-v1"]
+        eval_episodes = 2
+    """)
+    suite = tomllib.loads(text) | {"name": "mine"}
+    runs = {(s.agent, s.env): s for s in cfg.plan(suite, ["dqn", "double_dqn"])}
+    assert (runs["dqn", "CartPole-v1"].eval_episodes, runs["dqn", "CartPole-v1"].final_eval_episodes) == (1, None)
+    assert (runs["double_dqn", "CartPole-v1"].eval_episodes, runs["double_dqn", "CartPole-v1"].final_eval_episodes) == (3, 100)
+    assert runs["double_dqn", "Acrobot-v1"].eval_episodes == 2 and runs["dqn", "Acrobot-v1"].eval_episodes == 2
+    # the other agents' runs keep their keys: their spec is what it was without the agent's table
+    without = tomllib.loads(text.split("[defaults.double_dqn]")[0]) | {"name": "mine"}
+    assert runs["dqn", "CartPole-v1"].key == cfg.plan(without, ["dqn"], ["CartPole-v1"])[0].key
+    (overridden,) = cfg.plan(suite, ["double_dqn"], ["CartPole-v1"], sets={"final_eval_episodes": "7"})
+    assert overridden.final_eval_episodes == 7
 
 
 @pytest.mark.parametrize("text,message", BAD_SUITES, ids=[m[:30] for _, m in BAD_SUITES])

@@ -68,6 +68,18 @@ def test_drq_eps_preset_is_dopamines_gin():
     assert all(float(b.detach().abs().max()) == 0 for b in agent.q.conv_b)  # Glorot weights, zero biases
 
 
+def test_atari5_runs_drq_eps_as_atari100k_does_but_for_the_env_protocol():
+    """What atari5 runs for drq_eps is the preset checked on atari100k: same config, same
+    100-episode final evaluation; only the env (sticky actions, no life-loss terminals) differs."""
+    (short,) = cfg.plan(cfg.load_suite("atari100k"), ["drq_eps"], ["ALE/Qbert-v5"], 1)
+    (machado,) = cfg.plan(cfg.load_suite("atari5"), ["drq_eps"], ["ALE/Qbert-v5"], 1)
+    assert machado.config == short.config and machado.config["target_update_interval"] == 1
+    assert (machado.final_eval_episodes, machado.budget) == (short.final_eval_episodes, short.budget) == (100, 100_000)
+    assert machado.env_kwargs["repeat_action_probability"] == 0.25 and short.env_kwargs["repeat_action_probability"] == 0
+    (dqn,) = cfg.plan(cfg.load_suite("atari5"), ["dqn"], ["ALE/Qbert-v5"], 1)
+    assert dqn.final_eval_episodes is None  # the committed dqn records keep their keys
+
+
 def test_same_padding_matches_flax():
     assert [same_padding(84, 8, 4), same_padding(21, 4, 2), same_padding(11, 3, 1)] == [(2, 2), (1, 2), (1, 1)]
     net = seed_stack((4, 84, 84), 3, (), False, [0], conv_padding="same")
