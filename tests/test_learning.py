@@ -15,7 +15,7 @@ PRESETS = ["double_dqn", "dueling_dqn", "per_dqn", "combined_dqn"]
 def plan():
     classic, tabular = cfg.load_suite("classic"), cfg.load_suite("tabular")
     specs = cfg.plan(classic, ["dqn"], ["CartPole-v1"], 3)
-    specs += cfg.plan(classic, PRESETS, ["CartPole-v1"], 1)
+    specs += cfg.plan(classic, PRESETS, ["CartPole-v1"], 2)
     specs += cfg.plan(classic, ["discretized_q"], ["CartPole-v1", "MountainCar-v0"], 1)
     specs += cfg.plan(tabular, ["tabular_q"], ["FrozenLake-v1", "FrozenLake-v1-nonslippery",
                                                "FrozenLake8x8-v1-nonslippery"], 1)
@@ -48,7 +48,12 @@ def test_dqn_solves_cartpole_on_two_of_three_seeds(runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_learns_cartpole(runs, preset):
-    assert best_eval(runs[(preset, "CartPole-v1", 0)]) >= 300  # random: 22.6
+    # The better of two seeds: a seed's run follows its CPU's float rounding (MKL's kernels differ
+    # per CPU), and 2 of the 50 committed classic CartPole runs of dqn and these presets stay below
+    # 300 (dueling_dqn seed 0 reached 279.3 on an Intel Xeon, 500 on AMD EPYCs); a broken preset
+    # fails on both seeds.
+    best = [best_eval(runs[(preset, "CartPole-v1", seed)]) for seed in (0, 1)]
+    assert max(best) >= 300, best  # random: 22.6
 
 
 @pytest.mark.slow
