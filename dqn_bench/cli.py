@@ -252,7 +252,8 @@ def cmd_report(args) -> int:
         raise ConfigError(f"no records in {root / 'runs'}; run `python -m dqn_bench run --suite {args.suite}` first")
     if args.reps < 1:
         raise ConfigError(f"--reps must be >= 1, got {args.reps}")
-    files = reporting.build(root, reps=args.reps, allow_ragged=args.allow_ragged, notes=suite.get("notes"))
+    files = reporting.build(root, reps=args.reps, allow_ragged=args.allow_ragged, notes=suite.get("notes"),
+                            improvement_over=suite.get("improvement_over", reporting.IMPROVEMENT_OVER))
     if args.check:
         stale = reporting.stale(root, files)
         if stale:

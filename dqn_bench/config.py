@@ -125,6 +125,7 @@ _NAMES = (list, str)
 SUITE_KEYS: dict[str, Any] = {
     "name": str, "description": str, "agents": _NAMES, "envs": _NAMES, "seeds": int,
     "checkpoint_every": int, "seed_batch": int, "defaults": dict, "env": dict, "hyperparams": dict, "notes": dict,
+    "improvement_over": _NAMES,  # the agents the report gives every other agent's P(improvement) over
     "env_kwargs": dict,  # per env family ("atari", "default"): kwargs for every env of it, under each env's own
 }
 ENV_KEYS: dict[str, Any] = {"id": str, "kwargs": dict, **RUN_KEYS}
@@ -168,6 +169,11 @@ def check_suite(suite: Mapping[str, Any], path: Path) -> None:
     for agent, layers in _agent_tables(suite, "hyperparams", path):
         for layer, values in layers.items():
             _check_table({layer: values}, {layer: dict}, f"hyperparams.{agent}.", path)
+    known = registry.agent_names()
+    for agent in suite.get("improvement_over", []):
+        if agent not in known:
+            raise ConfigError(f"suite file {path}: 'improvement_over' names '{agent}', no agent or preset; "
+                              f"valid: {', '.join(sorted(known))}")
     # notes.<agent>.<env label> = why a result is what it is; the report prints it beside the number
     envs = set(suite.get("envs", [])) | set(suite.get("env", {}))
     for agent, by_env in _agent_tables(suite, "notes", path):

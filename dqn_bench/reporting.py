@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +19,11 @@ from dqn_bench import stats  # noqa: E402
 from dqn_bench.files import atomic_write_bytes  # noqa: E402
 from dqn_bench.store import Store  # noqa: E402
 
-BASE_AGENT = "dqn"
-PEER_AGENT = "sb3_dqn"  # the peer run by this harness: our agents' P(improvement) over it is reported
+# P(improvement) is reported over these agents, in this order, unless a suite names its own
+# (`improvement_over`): the baseline of the family and the peer run by this harness
+IMPROVEMENT_OVER = ("dqn", "sb3_dqn")
+BASE_DESCRIPTIONS = {"sb3_dqn": "the peer (Stable-Baselines3's DQN run by this harness, same seeds, budgets, "
+                                "hyperparameters and evaluation)", "random": "the uniform-random policy"}
 SOLVED_EPISODES = 100  # gymnasium's "solved": a 100-episode mean at or above the reward threshold
 ATARI_100K_FRAMES = 400_000  # 100k agent steps x frame skip 4: the Atari-100k budget
 PUBLISHED_AGENT = "drq_eps"  # our preset whose published per-run scores baselines/ holds
@@ -97,9 +100,11 @@ def _per_env(df: pd.DataFrame, refs, reps: int) -> pd.DataFrame:
 
 
 def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
-          notes: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, bytes]:
+          notes: Mapping[str, Mapping[str, str]] | None = None,
+          improvement_over: Sequence[str] = IMPROVEMENT_OVER) -> dict[str, bytes]:
     """Every output file of a suite's report, by name relative to `root`. notes[agent][env]: the
-    suite's explanation of a result, printed beside it."""
+    suite's explanation of a result, printed beside it; improvement_over: the agents every other
+    agent's P(improvement) is reported over, each in its own table."""
     records = Store(root).records()
     runs = stats.tidy(records)
     # every run in the per-env tables; in the aggregates only seeds their agent has on every env
@@ -108,13 +113,13 @@ def build(root: Path, reps: int = 2000, allow_ragged: bool = False,
     per_env = _per_env(runs, refs, reps)
     out: dict[str, bytes] = {"per_env.csv": per_env.to_csv(index=False, float_format="%.6g").encode()}
     normed = df[df["env"].isin(refs)]  # the aggregates need reference scores
-    agg, poi = _aggregates(normed, refs, reps, out) if not normed.empty else (None, pd.DataFrame())
+    agg, poi = _aggregates(normed, refs, reps, improvement_over, out) if not normed.empty else (None, pd.DataFrame())
     predicted = atari5_prediction(df, reps)
     beside = published_comparison(runs, df, refs, reps)
     if beside is not None:
         out["published.csv"] = beside[1].to_csv(index=False, float_format="%.6g").encode()
     out["README.md"] = _markdown(root.name, records, runs, df, missing, refs, per_env, agg, poi, reps, predicted,
-                                 notes or {}, beside[0] if beside else []).encode()
+                                 notes or {}, beside[0] if beside else [], improvement_over).encode()
     return out
 
 
@@ -196,7 +201,8 @@ def _spread(x: pd.Series, digits: int = 2) -> str:
     return vals[0] if vals[1] == vals[2] else f"{vals[0]} ({vals[1]}-{vals[2]})"
 
 
-def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _aggregates(df: pd.DataFrame, refs, reps: int, bases: Sequence[str],
+                out: dict[str, bytes]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """rliable's aggregates, probabilities of improvement, profiles and sample-efficiency curves
     of the normalized scores: tables returned, CSVs and PNGs added to `out`."""
     scores = stats.normalized_scores(df, refs)
@@ -208,10 +214,11 @@ def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tup
                          **{f"{m} ci_low": cis[a][0, i] for i, m in enumerate(stats.METRICS)},
                          **{f"{m} ci_high": cis[a][1, i] for i, m in enumerate(stats.METRICS)}} for a in agents])
     poi_points, poi_cis = {}, {}
-    # over dqn: every other agent of ours; over the peer: every agent of ours (dqn included)
-    for base, agents_of in ((BASE_AGENT, [a for a in scores if a != PEER_AGENT]), (PEER_AGENT, list(scores))):
+    # over each base every other agent but the later bases, whose own tables hold that pair the other way
+    for i, base in enumerate(bases):
         if base in scores:
-            p, c = stats.improvement_over({a: scores[a] for a in agents_of}, base, reps)
+            later = set(bases[i + 1:])
+            p, c = stats.improvement_over({a: s for a, s in scores.items() if a not in later}, base, reps)
             poi_points |= p
             poi_cis |= c
     poi = pd.DataFrame([{"pair": p, "P(X > Y)": np.ravel(poi_points[p])[0], "ci_low": np.ravel(poi_cis[p])[0],
@@ -245,7 +252,8 @@ def _aggregates(df: pd.DataFrame, refs, reps: int, out: dict[str, bytes]) -> tup
     return agg, poi
 
 
-def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, predicted, notes, beside) -> str:
+def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, predicted, notes, beside,
+              bases) -> str:
     ok = [r for r in records if r["status"] == "ok"]
     failed = len(records) - len(ok)
     # a seed batch of K runs that took T seconds in one process counts T, not K x T
@@ -290,10 +298,10 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
                                                          for m in stats.METRICS) + f" | {r['median core-s/run']:.0f} |")
     lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (CPU time where the "
               "record has it, else wall time; a seed batch's time shared by its seeds), on the machine(s) above."]
-    for base, what in ((BASE_AGENT, ""), (PEER_AGENT, ", the peer (Stable-Baselines3's DQN run by this harness, "
-                                                      "same seeds, budgets, hyperparameters and evaluation)")):
+    for base in bases:
         rows = poi[poi["pair"].str.endswith(f",{base}")] if not poi.empty else poi
         if not rows.empty:
+            what = f", {BASE_DESCRIPTIONS[base]}" if base in BASE_DESCRIPTIONS else ""
             lines += ["", f"Probability of improvement over `{base}`{what}:", "", "| X, Y | P(X > Y) |", "|---|---|"]
             lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in rows.iterrows()]
     if predicted:

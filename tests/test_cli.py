@@ -163,6 +163,8 @@ BAD_SUITES = [
     (SUITE + "[defaults.drq_epss]\nfinal_eval_episodes = 100\n", "'defaults.drq_epss' names no agent or preset"),
     (SUITE + "[defaults.drq_eps]\nfinal_eval_episode = 100\n", "unknown key 'defaults.drq_eps.final_eval_episode'"),
     (SUITE + "[defaults.drq_eps]\nfinal_eval_episodes = 1.5\n", "'defaults.drq_eps.final_eval_episodes' must be an integer"),
+    ('improvement_over = ["randon"]\n' + SUITE, "'improvement_over' names 'randon', no agent or preset; valid:"),
+    ('improvement_over = "random"\n' + SUITE, "'improvement_over' must be a list of strings"),
 ]
 
 

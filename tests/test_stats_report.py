@@ -144,6 +144,23 @@ def test_a_suite_note_is_printed_beside_its_number(tmp_path):
     assert "(note" not in reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
 
 
+def test_a_suite_chooses_which_agents_p_improvement_is_reported_over(tmp_path):
+    store = Store(tmp_path / "s")
+    for agent, base in (("dqn", 300.0), ("random", 22.0), ("drq_eps", 400.0)):
+        for seed in range(3):
+            store.write(fake_record(agent, "CartPole-v1", seed, base + seed))
+    default = reporting.build(tmp_path / "s", reps=100)
+    assert "| drq_eps,dqn | 1.00 [1.00, 1.00] |\n| random,dqn | 0.00 [0.00, 0.00] |" in default["README.md"].decode()
+    files = reporting.build(tmp_path / "s", reps=100, improvement_over=("dqn", "random"))
+    readme = files["README.md"].decode()
+    # over dqn every agent but the later base, whose own table holds that pair the other way round
+    assert "over `dqn`:\n\n| X, Y | P(X > Y) |\n|---|---|\n| drq_eps,dqn | 1.00 [1.00, 1.00] |\n\n" in readme
+    assert ("over `random`, the uniform-random policy:\n\n| X, Y | P(X > Y) |\n|---|---|\n"
+            "| dqn,random | 1.00 [1.00, 1.00] |\n| drq_eps,random | 1.00 [1.00, 1.00] |\n") in readme
+    poi = pd.read_csv(io.BytesIO(files["improvement.csv"]))
+    assert sorted(poi["pair"]) == ["dqn,random", "drq_eps,dqn", "drq_eps,random"]
+
+
 def test_report_is_reproducible_and_check_catches_stale(tmp_path):
     store = Store(tmp_path / "s")
     for agent, base in (("dqn", 300.0), ("random", 22.0)):
