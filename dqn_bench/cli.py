@@ -144,12 +144,12 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
     mine = claims.claimed(batches, left=leave)
     failed = ok = 0
     with stop.handled():  # a first Ctrl-C or SIGTERM lets checkpointing runs save their step
+        if args.executor == "ray":
+            records = run_ray(mine, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
+                              **options)
+        else:
+            records = run_local(mine, workers, args.env_package, checkpoint_dir, every, **options)
         try:
-            if args.executor == "ray":
-                records = run_ray(mine, workers, args.env_package, checkpoint_dir, every, address=args.ray_address,
-                                  **options)
-            else:
-                records = run_local(mine, workers, args.env_package, checkpoint_dir, every, **options)
             for record in records:
                 store.write(record)
                 claims.stored(record["key"])
@@ -162,6 +162,9 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
                 score = record["final_score"]
                 progress.run_finished(f"{label} score {score if score is None else round(score, 1)}", record["status"] == "failed")
         finally:
+            # the executor's cleanup (Ray's cancel and shutdown, the pool's) runs now, under the stop handler,
+            # not when the generator is collected: Ray torn down during interpreter exit can crash the process
+            records.close()
             claims.release()
             progress.close()
     others = sum(map(len, left))

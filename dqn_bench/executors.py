@@ -163,21 +163,25 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
     try:
         from ray.util.queue import Queue
 
-        queue = Queue() if progress else None  # an actor: workers on any node put step counts in it
-        report = functools.partial(_put, queue) if queue is not None else None
-        for batch in batches:
-            path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
-            pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
-                                report, threads)] = batch, path
+        with stop.deferred():  # a Ctrl-C lets Ray's call return (a wait: at most 0.5 s), then stops
+            queue = Queue() if progress else None  # an actor: workers on any node put step counts in it
+            report = functools.partial(_put, queue) if queue is not None else None
+            for batch in batches:
+                path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
+                pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
+                                    report, threads)] = batch, path
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            _drain(queue, progress)
+            stop.check()
+            with stop.deferred():
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                _drain(queue, progress)
             if not ready:
                 continue
             (ref,) = ready
             batch, path = pending.pop(ref)
             try:
-                records = ray.get(ref)
+                with stop.deferred():
+                    records = ray.get(ref)
             except WriteFailed:  # Ray raises the task's own exception type too: a full disk stops the command
                 raise
             except RayError as e:  # the checkpoint, if any, stays: --retry-failed resumes it
@@ -185,6 +189,7 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
                                                  f"{str(e).strip().splitlines()[0][:300]}")
                 continue
             yield from _stored(records, path)
+        stop.check()
     finally:  # Ctrl-C, or the caller stopped reading: no task outlives the command
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -24,6 +24,7 @@ class Stopped(KeyboardInterrupt):
 
 _asked: int | None = None  # the signal that asked this process to stop
 _saving = 0  # checkpointing training loops running in this process
+_deferred = 0  # loops that raise a stop themselves, between library calls (deferred())
 _worker = False  # a pool worker: its parent tells the user, and may signal it more than once
 
 
@@ -36,6 +37,9 @@ def _handler(signum, frame) -> None:
                   "finishes first); Ctrl-C again stops at once", file=sys.stderr, flush=True)
         return
     if _saving and _worker:  # a pool shutting down signals its workers again: the save goes on
+        return
+    if _deferred and _asked is None:
+        _asked = signum
         return
     raise Stopped(signum)
 
@@ -72,6 +76,20 @@ def saving(active: bool = True) -> Iterator[None]:
         yield
     finally:
         _saving -= active
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside, a first signal only marks the stop and the loop raises it with `check()` between the calls
+    of a library that must not be interrupted halfway: a Stopped raised inside one of Ray's core-worker
+    calls (the handler runs wherever Python code next runs, in Ray's own callbacks too) can leave it to
+    crash while it shuts down. A second signal stops at once."""
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
 
 
 def asked() -> int | None:

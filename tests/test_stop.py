@@ -59,6 +59,23 @@ def test_without_a_checkpoint_the_first_signal_stops_at_once(monkeypatch):
     assert stopped.value.signum == signal.SIGINT
 
 
+def test_a_deferred_stop_waits_for_check_and_a_second_signal_stops_at_once():
+    with stop.handled():
+        with stop.deferred():
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next bytecode: nothing raised
+            assert stop.asked() == signal.SIGINT
+            with pytest.raises(stop.Stopped):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # not reached: the second signal raises in the handler
+        with pytest.raises(stop.Stopped) as stopped:
+            stop.check()
+        assert stopped.value.signum == signal.SIGINT  # the first signal's stop, raised where the loop chose
+    assert stop.asked() is None
+    with stop.handled(), pytest.raises(stop.Stopped):  # outside deferred() the first signal raises at once
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+
+
 def test_sigterm_to_a_command_with_workers_saves_every_batch_and_the_rerun_completes_them(tmp_path, run_cli):
     sets = {**SETS, "budget": "8000", "eval_every": "4000"}
     args = ["run", "--suite", "classic", "--agents", "dqn", "--envs", "CartPole-v1", "--seeds", "2", "--seed-batch", "1",
