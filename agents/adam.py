@@ -17,7 +17,7 @@ class Adam:
         self.hyper = dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=0.0)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]  # as fused Adam keeps them
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]  # as fused Adam keeps them
 
     def zero_grad(self) -> None:
         for p in self.params:

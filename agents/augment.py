@@ -34,7 +34,7 @@ class Augment:
         k, b = x.shape[:2]
         draws = [self.draw(i, b) for i in range(k)]
         shifts = torch.as_tensor(np.concatenate([d[0] for d in draws]))
-        factors = torch.as_tensor(np.concatenate([d[1] for d in draws]))
+        factors = torch.as_tensor(np.concatenate([d[1] for d in draws]), device=x.device)
         return shift_and_scale(x.flatten(0, 1), shifts, factors).unflatten(0, (k, b))
 
 
@@ -43,7 +43,7 @@ def shift_and_scale(x: torch.Tensor, shifts: torch.Tensor, factors: torch.Tensor
     back to H x W, times factors[n]."""
     n, c, h, w = x.shape
     padded = F.pad(x.float(), (PAD, PAD, PAD, PAD), mode="replicate")
-    out = torch.empty(n, c, h, w)
+    out = torch.empty(n, c, h, w, device=x.device)
     for i, (dy, dx) in enumerate(shifts.tolist()):  # a slice copy per image: cheaper than index math
         out[i] = padded[i, :, dy: dy + h, dx: dx + w]
     return out.mul_(factors[:, None, None, None])

@@ -22,7 +22,7 @@ from agents.networks import CONV_PADDINGS, DUELING_HEADS, INITS, seed_stack
 from agents.replay import ReplayBuffer
 from agents.schedules import check_exploration, epsilon_schedule
 from agents.sum_tree import SumTree
-from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check, new_field
+from dqn_bench.protocol import AgentSpec, ConfigError, Transitions, available_memory, check, compute_device, new_field
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,16 @@ class DQN:
         self.cfg = c = config
         self.k = len(seeds)
         self.n_actions = n_actions
+        self.device = torch.device(compute_device())  # weights are drawn on the CPU, so every device starts alike
         self.q = seed_stack(obs_space.shape, n_actions, tuple(int(h) for h in c.hidden), c.dueling, list(seeds),
-                            dueling_head=c.dueling_head, conv_padding=c.conv_padding, init=c.init)
+                            dueling_head=c.dueling_head, conv_padding=c.conv_padding, init=c.init).to(self.device)
         # A hard copy before every single gradient step makes the target the online net itself
         # (DrQ(eps): target_update_period 1): one network, one forward pass on the next state.
         self.target_is_online = c.tau == 1.0 and c.target_update_interval == 1 and c.train_freq == 1 \
             and c.gradient_steps in (1, -1)
         self.q_target = self.q if self.target_is_online else copy.deepcopy(self.q).requires_grad_(False)
         self.params = list(self.q.parameters())
-        self.greedy = self.q.numpy_greedy()  # numpy views of the live weights (MLP), else None
+        self.greedy = self.q.numpy_greedy() if self.device.type == "cpu" else None  # numpy views of the live weights (MLP)
         self.optimizer = Adam(self.params, lr=c.learning_rate, eps=c.adam_eps)  # torch's fused Adam kernel
         self._synced = True  # the target equals the online net (a hard copy can be skipped)
         # a seed's streams are its own: exploration, replay sampling, evaluation, augmentation
@@ -161,9 +162,9 @@ class DQN:
 
     def q_values(self, obs: np.ndarray, seed_index: int = 0) -> np.ndarray:
         """Q[n, A] of one seed's network for n observations."""
-        x = torch.as_tensor(obs)[None].expand(self.k, *obs.shape)
+        x = torch.as_tensor(obs, device=self.device)[None].expand(self.k, *obs.shape)
         with torch.no_grad():
-            return self.q(x)[seed_index].numpy()
+            return self.q(x)[seed_index].cpu().numpy()
 
     def act(self, obs: np.ndarray, *, explore: bool, active: np.ndarray | None = None) -> np.ndarray:
         """obs[K, ...] -> actions[K]. Rows where `active` is False draw no randomness (their
@@ -180,7 +181,7 @@ class DQN:
                 greedy = self.greedy(obs)
             else:
                 with torch.no_grad():
-                    greedy = self.q(torch.as_tensor(obs)[:, None]).argmax(dim=-1)[:, 0].numpy()
+                    greedy = self.q(torch.as_tensor(obs, device=self.device)[:, None]).argmax(dim=-1)[:, 0].cpu().numpy()
             actions = np.where(random, actions, greedy)
         return actions
 
@@ -202,9 +203,9 @@ class DQN:
         width = max(map(len, rows))
         if width:  # each seed's greedy rows, padded to one width: [K, width, ...] in one forward pass
             index = np.stack([np.pad(r, (0, width - len(r))) for r in rows])
-            x = torch.as_tensor(obs[np.arange(self.k)[:, None], index])
+            x = torch.as_tensor(obs[np.arange(self.k)[:, None], index], device=self.device)
             with torch.no_grad():
-                best = self.q(x).argmax(dim=-1).numpy()
+                best = self.q(x).argmax(dim=-1).cpu().numpy()
             for k, r in enumerate(rows):
                 actions[k, r] = best[k, : len(r)]
         return actions
@@ -257,13 +258,13 @@ class DQN:
             # Uniform: the data do not change within a round, so gather every batch in one call
             rows = self.replay.sample_rows(gradient_steps * c.batch_size)
             obs, action, returns, next_obs, discount = self._batch(rows)
-            losses = torch.empty(gradient_steps, self.k)
+            losses = torch.empty(gradient_steps, self.k, device=self.device)
             for g in range(gradient_steps):
                 b = slice(g * c.batch_size, (g + 1) * c.batch_size)
                 target = td_target(self.q, self.q_target, next_obs[:, b], returns[:, b], discount[:, b], c.double)
                 losses[g], _ = self._gradient_step(obs[:, b], action[:, b], target, weights=None)
-            return losses.mean(0).numpy()
-        losses = torch.empty(gradient_steps, self.k)
+            return losses.mean(0).cpu().numpy()
+        losses = torch.empty(gradient_steps, self.k, device=self.device)
         every = np.repeat(np.arange(self.k), c.batch_size)
         size = np.broadcast_to(np.asarray(self.replay.size), (self.k,))[:, None]
         for g in range(gradient_steps):  # prioritized: priorities change after every step
@@ -273,17 +274,17 @@ class DQN:
             weights = importance_weights(self.tree.get(rows) / self.tree.total[:, None], size, self.beta())
             obs, action, returns, next_obs, discount = self._batch(rows)
             target = td_target(self.q, self.q_target, next_obs, returns, discount, c.double)
-            losses[g], td = self._gradient_step(obs, action, target, weights=torch.as_tensor(weights))
+            losses[g], td = self._gradient_step(obs, action, target, weights=torch.as_tensor(weights, device=self.device))
             priorities = (np.abs(td) + c.per_eps) ** c.per_alpha
             self.tree.update(every, rows.ravel(), priorities.ravel())
             self.max_priority = np.maximum(self.max_priority, priorities.max(axis=1))
-        return losses.mean(0).numpy()
+        return losses.mean(0).cpu().numpy()
 
     def _batch(self, rows: np.ndarray) -> list[torch.Tensor]:
         """The replay's transitions at rows[K, B] as tensors; with `augment`, the state and the
         next state are augmented independently (the next state the same for every path through it)."""
-        obs, action, returns, next_obs, discount = map(torch.as_tensor, self.replay.gather(rows, self.cfg.gamma,
-                                                                                             self.cfg.n_step))
+        obs, action, returns, next_obs, discount = (torch.as_tensor(a, device=self.device) for a in
+                                                    self.replay.gather(rows, self.cfg.gamma, self.cfg.n_step))
         if self.augment is not None:
             obs, next_obs = self.augment(obs), self.augment(next_obs)
         return [obs, action, returns, next_obs, discount]
@@ -312,13 +313,13 @@ class DQN:
         if self.cfg.max_grad_norm > 0:
             clip_grad_norm(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
-        td = (target - q).numpy() if weights is not None else None
+        td = (target - q).cpu().numpy() if weights is not None else None
         return loss, td
 
     # -- checkpointing --------------------------------------------------------------------
     def policy_state(self, k: int) -> dict:
         """Seed k's greedy policy: its online network (what `play` loads into a batch of one)."""
-        return {name: p[k].detach().numpy().copy() for name, p in self.q.named_parameters()}
+        return {name: p[k].detach().cpu().numpy().copy() for name, p in self.q.named_parameters()}
 
     def load_policy_state(self, state) -> None:
         with torch.no_grad():  # in place: the numpy greedy views stay live

@@ -103,8 +103,9 @@ def _set_value(value: Any) -> str:
 
 def run(suite: str, agents: Sequence[str] | None = None, envs: Sequence[str] | None = None,
         seeds: int | None = None, *, first_seed: int = 0, out: str | Path = "results", workers: int | None = None,
-        seed_batch: int | None = None, threads: int = 1, checkpoint_every: int | None = None, executor: str = "local",
-        ray_address: str | None = None, env_packages: Sequence[str] = (), retry_failed: bool = False,
+        seed_batch: int | None = None, threads: int = 1, device: str = "cpu", checkpoint_every: int | None = None,
+        executor: str = "local", ray_address: str | None = None, env_packages: Sequence[str] = (),
+        retry_failed: bool = False,
         **overrides: Any) -> pd.DataFrame:
     """`python -m dqn_bench run`: train what the store lacks of the suite's (or the given) agents x
     envs x seeds, with config or budget/eval overrides as keywords (learning_rate=1e-3,
@@ -115,7 +116,7 @@ def run(suite: str, agents: Sequence[str] | None = None, envs: Sequence[str] | N
     args = cli.build_parser().parse_args(argv)
     args.agents, args.envs, args.seeds = list(agents or []) or None, list(envs or []) or None, seeds
     args.workers, args.seed_batch, args.threads, args.checkpoint_every = workers, seed_batch, threads, checkpoint_every
-    args.ray_address, args.env_package, args.retry_failed = ray_address, list(env_packages), retry_failed
+    args.ray_address, args.env_package, args.retry_failed, args.device = ray_address, list(env_packages), retry_failed, device
     args.set = [f"{k}={_set_value(v)}" for k, v in overrides.items()]
     loaded, specs = cli.planned(args)
     cli.execute(specs, Store(Path(out) / loaded["name"]), loaded, args)

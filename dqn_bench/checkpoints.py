@@ -57,7 +57,7 @@ class Unreadable(Exception):
 def read(path: Path) -> Any:
     """What `write` saved, numpy arrays as numpy; loads without unpickling arbitrary objects."""
     try:
-        return _decode(torch.load(path, weights_only=True))
+        return _decode(torch.load(path, map_location="cpu", weights_only=True))  # a GPU run's loads anywhere
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - torch's zip reader and unpickler raise many kinds

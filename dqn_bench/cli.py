@@ -85,6 +85,19 @@ def cmd_run(args) -> int:
     return execute(specs, Store(Path(args.out) / suite["name"]), suite, args)
 
 
+def check_device(device: str) -> None:
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device} is not a device; give cpu, cuda or cuda:N")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: torch {torch.__version__} sees no CUDA device here; use --device cpu")
+
+
 def check_execution_flags(args) -> None:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
@@ -99,6 +112,7 @@ def check_execution_flags(args) -> None:
             raise ConfigError(f"{flag} {folder} is not a folder; give a folder (created if missing)")
     if args.ray_address and args.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
+    check_device(args.device)
     if args.executor == "ray":
         require_ray()  # fail before any work if the extra is missing
     if args.tensorboard:
@@ -132,7 +146,7 @@ def execute(specs: list[cfg.RunSpec], store: Store, suite: dict, args) -> int:
     progress = Progress(sum(s.budget for s in todo), len(todo))
     every = args.checkpoint_every if args.checkpoint_every is not None else int(suite.get("checkpoint_every", 0))
     options = dict(tensorboard=Path(args.tensorboard) if args.tensorboard else None, policies=True,
-                   progress=progress.steps, threads=args.threads)
+                   progress=progress.steps, threads=args.threads, device=args.device)
     # another command on this folder may hold some batches: each is claimed just before it starts
     claims = Claims(checkpoint_dir, lambda spec: store.done(spec, args.retry_failed), say=progress.note)
     left: list = []
@@ -308,6 +322,9 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
                    help="torch threads per process (default 1: cores go to batches side by side; more pays "
                         "when batches are fewer than cores, as for one Atari run; it changes float rounding, "
                         "so each record notes it)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device the DQN family trains on: cpu (default) or cuda[:N]; a GPU's float rounding "
+                        "differs from a CPU's, so each record names the GPU")
     p.add_argument("--seed-batch", type=int, metavar="K",
                    help="train up to K seeds of one configuration together in one process (1 = one seed "
                         "per process; default: the suite's seed_batch, else as large as keeps every worker busy)")

@@ -27,7 +27,7 @@ def default_workers() -> int:
 def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_packages: Sequence[str] = (),
               checkpoint_dir: Path | None = None, checkpoint_every: int = 0, tensorboard: Path | None = None,
               policies: bool = False, progress: Callable[..., None] | None = None,
-              threads: int = 1) -> Iterator[dict]:
+              threads: int = 1, device: str = "cpu") -> Iterator[dict]:
     """Yield one record per run, a batch's records together, in completion order; a batch's
     checkpoint is removed when the caller asks for the next record, i.e. once it has stored them
     all (a caller that fails to store them leaves it for the rerun). `batches` is pulled lazily,
@@ -38,7 +38,7 @@ def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_
 
     def args(batch, report):
         path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
-        return (batch, path, checkpoint_every, tensorboard, policies, report, threads), path
+        return (batch, path, checkpoint_every, tensorboard, policies, report, threads, device), path
 
     first = list(itertools.islice(batches, 2))
     if workers <= 1 or len(first) <= 1:  # in this process: no worker to spawn
@@ -138,7 +138,7 @@ RAY_INSTALL = "pip install -e .[ray] -c constraints.txt"
 def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Sequence[str] = (),
             checkpoint_dir: Path | None = None, checkpoint_every: int = 0, address: str | None = None,
             max_retries: int = 3, tensorboard: Path | None = None, policies: bool = False,
-            progress: Callable[..., None] | None = None, threads: int = 1) -> Iterator[dict]:
+            progress: Callable[..., None] | None = None, threads: int = 1, device: str = "cpu") -> Iterator[dict]:
     """The same batches as Ray tasks (num_cpus=threads, retried on worker death); records come back to
     this driver, which alone writes the store, so a retried task can never leave two records.
     Every batch is pulled (so claimed) and submitted at once: Ray queues them on the cluster.
@@ -169,7 +169,7 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
             for batch in batches:
                 path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
                 pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
-                                    report, threads)] = batch, path
+                                    report, threads, device)] = batch, path
         while pending:
             stop.check()
             with stop.deferred():
@@ -198,6 +198,6 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
 
 
 def _ray_batch(batch, path, checkpoint_every, env_packages, tensorboard=None, policies=False, progress=None,
-               threads=1):
+               threads=1, device="cpu"):
     _init_worker(env_packages)
-    return run_batch(batch, path, checkpoint_every, tensorboard, policies, progress, threads)
+    return run_batch(batch, path, checkpoint_every, tensorboard, policies, progress, threads, device)

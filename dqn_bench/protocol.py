@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -159,3 +160,22 @@ def available_memory() -> int:
     except OSError:
         pass
     return 0
+
+
+_device = "cpu"
+
+
+def compute_device() -> str:
+    """The torch device a run asked its agents to train on (`run --device`); an agent with no
+    network, or one that only runs on CPU, ignores it."""
+    return _device
+
+
+@contextmanager
+def on_device(device: str) -> Iterator[None]:
+    global _device
+    before, _device = _device, device
+    try:
+        yield
+    finally:
+        _device = before

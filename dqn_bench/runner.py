@@ -21,7 +21,7 @@ import envs
 from dqn_bench import checkpoints, registry, stop
 from dqn_bench.config import RunSpec
 from dqn_bench.files import WriteFailed
-from dqn_bench.protocol import Transitions
+from dqn_bench.protocol import Transitions, compute_device, on_device
 from dqn_bench.train_log import Ticker, TrainLog
 
 SCHEMA = 1
@@ -47,8 +47,13 @@ def _loaded_code() -> str:
 _LOADED_CODE = _loaded_code()
 
 
+def versions(device: str | None = None) -> dict[str, str]:
+    """Package versions, the code's commit and the machine (with the GPU a run trained on)."""
+    return _versions(device or compute_device())
+
+
 @cache
-def versions() -> dict[str, str]:
+def _versions(device: str) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("dqn_bench", "torch", "gymnasium", "numpy", "ale-py"):
         try:
@@ -60,6 +65,8 @@ def versions() -> dict[str, str]:
     # whose GEMMs differ 2-3x, so timings are only comparable within one ISA
     out["machine"] = (f"{_cpu_model()}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, "
                       f"{platform.system()} {platform.machine()}")
+    if device != "cpu":  # a GPU's run: its own cost group in reports
+        out["machine"] += f", {torch.cuda.get_device_name(torch.device(device))}"
     return out
 
 
@@ -314,7 +321,7 @@ def cpu_settings(threads: int = 1):
 
 def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every: int = 0,
               tensorboard: Path | None = None, policies: bool = False,
-              progress: Callable[..., None] | None = None, threads: int = 1) -> list[dict]:
+              progress: Callable[..., None] | None = None, threads: int = 1, device: str = "cpu") -> list[dict]:
     """One record per spec; never raises for a failure inside the runs: it comes back as status
     'failed'. A failed write (files.WriteFailed: a full disk) is no failure of the runs: it
     propagates, and the last checkpoint stays for the rerun. The checkpoint is the caller's to
@@ -322,7 +329,7 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     store saves it beside the record) when the agent exports one."""
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        with cpu_settings(threads), stop.saving(checkpoint is not None and checkpoint_every > 0):
+        with cpu_settings(threads), on_device(device), stop.saving(checkpoint is not None and checkpoint_every > 0):
             results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
         if policies and hasattr(agent, "policy_state"):
             for k, result in enumerate(results):
@@ -338,14 +345,15 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     before = results[0].get("spent_before_s", (0.0, 0.0))  # the same for every seed of the batch
     for result in results:
         result.pop("spent_before_s", None)
-    return _records(specs, results, wall + before[0], cpu + before[1], threads)
+    return _records(specs, results, wall + before[0], cpu + before[1], threads, device)
 
 
-def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float, threads: int = 1) -> list[dict]:
+def _records(specs: list[RunSpec], results: list[dict], wall: float, cpu: float, threads: int = 1,
+             device: str = "cpu") -> list[dict]:
     # the batch's process time: K records of one batch share it (reports divide by seed_batch).
     # cpu_time_s is what the batch cost in core-seconds (all its threads) whatever else shared the
     # machine; threads: more than one sums in another order, so the same run rounds differently.
-    return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(), **result,
+    return [{"schema": SCHEMA, "key": spec.key, "spec": spec.to_json(), "versions": versions(device), **result,
              "wall_time_s": round(wall, 3), "cpu_time_s": round(cpu, 3),
              "steps_per_s": round(spec.budget / max(wall, 1e-9), 1), "seed_batch": len(specs),
              "threads": threads}

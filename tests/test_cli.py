@@ -128,6 +128,7 @@ BAD = [
     (["--workers", "x"], "invalid int value"),
     (["--seed-batch", "0"], "--seed-batch must be >= 1"),
     (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--device", "tpu"], "--device tpu is not a device; give cpu, cuda or cuda:N"),
     (["--executor", "spark"], "invalid choice: 'spark'"),
     (["--checkpoint-dir", "pyproject.toml"], "--checkpoint-dir pyproject.toml is not a folder"),
 ]
@@ -320,3 +321,13 @@ def test_missing_ray_extra_one_line_with_the_install_command(run_cli, tmp_path):
     assert not (tmp_path / "out").exists()
     r = run_cli("run", "--suite", "smoke", "--ray-address", "auto", "--out", tmp_path / "out", *TINY)
     assert r.returncode == 2 and "--ray-address needs --executor ray" in r.stderr
+
+
+def test_device_cuda_without_a_gpu_is_a_one_line_error(run_cli, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU (tests/test_cuda.py runs there)")
+    r = run_cli("run", "--suite", "smoke", "--device", "cuda", "--out", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: --device cuda: torch {torch.__version__} sees no CUDA "
+                                                      "device here; use --device cpu")
+    assert not (tmp_path / "out").exists()

@@ -82,7 +82,7 @@ def test_a_record_names_the_code_its_process_loaded(monkeypatch):
         raise AssertionError("git read again after import")
 
     monkeypatch.setattr(runner.subprocess, "run", no_git)
-    runner.versions.cache_clear()
+    runner._versions.cache_clear()
     assert runner.versions()["git_sha"] == loaded
 
 
