@@ -297,8 +297,9 @@ def train(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_every
                if len(p.get("eval_cpu_s", ())) == len(p["eval_steps"]) else {}),
             "train": {"episode_returns": p["episode_returns"], "episode_end_steps": p["episode_ends"]},
             "final_score": float(np.mean(p["eval_returns"][-1])),
-            # an agent wrapping another library names its version (e.g. sb3_dqn: stable-baselines3)
-            "versions": {**versions(), **getattr(agent, "versions", {})},
+            # an agent wrapping another library names its version (e.g. sb3_dqn: stable-baselines3);
+            # the GPU only for an agent that trained on it (agents without a network ignore --device)
+            "versions": {**versions(str(getattr(agent, "device", "cpu"))), **getattr(agent, "versions", {})},
             "spent_before_s": spent,  # a resumed run's cost includes its time before the checkpoint
         })
     return results, agent

@@ -73,3 +73,10 @@ def test_run_device_cuda_end_to_end(run_cli, tmp_path):
     records = [json.loads(p.read_text()) for p in (tmp_path / "smoke" / "runs").glob("*.json")]
     assert records and all(rec["status"] == "ok" for rec in records)
     assert all(torch.cuda.get_device_name() in rec["versions"]["machine"] for rec in records)
+
+
+def test_an_agent_without_a_network_runs_on_the_cpu_and_its_record_names_no_gpu(run_cli, tmp_path):
+    r = run_cli("run", "--suite", "smoke", "--agents", "random", "--seeds", "1", "--device", "cuda", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    (path,) = (tmp_path / "smoke" / "runs").glob("*.json")
+    assert torch.cuda.get_device_name() not in json.loads(path.read_text())["versions"]["machine"]
