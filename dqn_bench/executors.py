@@ -163,33 +163,31 @@ def run_ray(batches: Iterable[Sequence[RunSpec]], workers: int, env_packages: Se
     try:
         from ray.util.queue import Queue
 
-        with stop.deferred():  # a Ctrl-C lets Ray's call return (a wait: at most 0.5 s), then stops
+        with stop.deferred():  # a Ctrl-C lets Ray's call return (a wait: at most 0.5 s), then stops at a check()
             queue = Queue() if progress else None  # an actor: workers on any node put step counts in it
             report = functools.partial(_put, queue) if queue is not None else None
             for batch in batches:
                 path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
                 pending[task.remote(batch, path, checkpoint_every, tuple(env_packages), tensorboard, policies,
                                     report, threads, device)] = batch, path
-        while pending:
-            stop.check()
-            with stop.deferred():
+            while pending:
+                stop.check()
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 _drain(queue, progress)
-            if not ready:
-                continue
-            (ref,) = ready
-            batch, path = pending.pop(ref)
-            try:
-                with stop.deferred():
+                if not ready:
+                    continue
+                (ref,) = ready
+                batch, path = pending.pop(ref)
+                try:
                     records = ray.get(ref)
-            except WriteFailed:  # Ray raises the task's own exception type too: a full disk stops the command
-                raise
-            except RayError as e:  # the checkpoint, if any, stays: --retry-failed resumes it
-                yield from failed_records(batch, f"{type(e).__name__} after {max_retries} retries: "
-                                                 f"{str(e).strip().splitlines()[0][:300]}")
-                continue
-            yield from _stored(records, path)
-        stop.check()
+                except WriteFailed:  # Ray raises the task's own exception type too: a full disk stops the command
+                    raise
+                except RayError as e:  # the checkpoint, if any, stays: --retry-failed resumes it
+                    yield from failed_records(batch, f"{type(e).__name__} after {max_retries} retries: "
+                                                     f"{str(e).strip().splitlines()[0][:300]}")
+                    continue
+                yield from _stored(records, path)
+            stop.check()
     finally:  # Ctrl-C, or the caller stopped reading: no task outlives the command
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -330,7 +330,7 @@ def run_batch(specs: list[RunSpec], checkpoint: Path | None = None, checkpoint_e
     store saves it beside the record) when the agent exports one."""
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
-        with cpu_settings(threads), on_device(device), stop.saving(checkpoint is not None and checkpoint_every > 0):
+        with cpu_settings(threads), on_device(device), stop.busy(), stop.saving(checkpoint is not None and checkpoint_every > 0):
             results, agent = train(specs, checkpoint, checkpoint_every, tensorboard, progress)
         if policies and hasattr(agent, "policy_state"):
             for k, result in enumerate(results):

@@ -23,24 +23,24 @@ class Stopped(KeyboardInterrupt):
 
 
 _asked: int | None = None  # the signal that asked this process to stop
-_saving = 0  # checkpointing training loops running in this process
-_deferred = 0  # loops that raise a stop themselves, between library calls (deferred())
+_deferring: list[str] = []  # one notice per loop inside deferred() ("": says nothing)
+_busy = 0  # batches running in this process: a pool worker with none is idle
 _worker = False  # a pool worker: its parent tells the user, and may signal it more than once
+SAVING = ("stopping: the run saves its checkpoint at the end of this step (an evaluation in progress finishes "
+          "first); Ctrl-C again stops at once")
 
 
 def _handler(signum, frame) -> None:
     global _asked
-    if _saving and _asked is None:
+    if _deferring and _asked is None:
         _asked = signum
-        if not _worker:
-            print("stopping: the run saves its checkpoint at the end of this step (an evaluation in progress "
-                  "finishes first); Ctrl-C again stops at once", file=sys.stderr, flush=True)
+        if _deferring[-1] and not _worker:
+            print(_deferring[-1], file=sys.stderr, flush=True)
         return
-    if _saving and _worker:  # a pool shutting down signals its workers again: the save goes on
+    if _deferring and _worker:  # a pool shutting down signals its workers again: the save goes on
         return
-    if _deferred and _asked is None:
-        _asked = signum
-        return
+    if _worker and not _busy:  # idle: nothing to save, and the parent tells the user (no traceback)
+        raise SystemExit(128 + signum)
     raise Stopped(signum)
 
 
@@ -68,28 +68,35 @@ def handled(signals=SIGNALS) -> Iterator[None]:
 
 
 @contextmanager
-def saving(active: bool = True) -> Iterator[None]:
-    """A checkpointing training loop: inside, a first signal waits for `asked()` at a step boundary."""
-    global _saving
-    _saving += active
+def deferred(notice: str = "", active: bool = True) -> Iterator[None]:
+    """Inside (if `active`), a first signal only marks the stop (and prints `notice`): the loop raises it
+    with `check()` where stopping is safe. A checkpointing loop saves its step first (saving()); the Ray
+    driver waits for Ray's call to return, since a Stopped raised inside one of Ray's core-worker calls
+    (the handler runs wherever Python code next runs, in Ray's callbacks too) can leave Ray to crash
+    while it shuts down. A second signal stops at once."""
+    if active:
+        _deferring.append(notice)
     try:
         yield
     finally:
-        _saving -= active
+        if active:
+            _deferring.remove(notice)  # any equal notice: a generator may leave out of nesting order
+
+
+def saving(active: bool = True):
+    """A checkpointing training loop: a first signal waits for `asked()` at a step boundary."""
+    return deferred(SAVING, active)
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Inside, a first signal only marks the stop and the loop raises it with `check()` between the calls
-    of a library that must not be interrupted halfway: a Stopped raised inside one of Ray's core-worker
-    calls (the handler runs wherever Python code next runs, in Ray's own callbacks too) can leave it to
-    crash while it shuts down. A second signal stops at once."""
-    global _deferred
-    _deferred += 1
+def busy() -> Iterator[None]:
+    """A batch runs in this process (a pool worker outside one is idle)."""
+    global _busy
+    _busy += 1
     try:
         yield
     finally:
-        _deferred -= 1
+        _busy -= 1
 
 
 def asked() -> int | None:

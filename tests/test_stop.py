@@ -118,3 +118,22 @@ def test_a_workers_progress_report_survives_a_parent_that_is_going_away():
     _put(kept, 256, True)
     assert kept == [(256, True)]
     _put(Gone(), 256)  # swallowed: the run goes on to its checkpoint instead of failing
+
+
+def test_sigterm_to_a_command_whose_other_worker_is_idle_says_one_line_and_saves_the_busy_one(tmp_path):
+    """An idle pool worker (its batch done, none left) has nothing to save: it leaves quietly, no traceback."""
+    sets = {**SETS, "budget": "50000", "eval_every": "25000"}
+    args = ["run", "--suite", "classic", "--agents", "random", "dqn", "--envs", "CartPole-v1", "--seeds", "1",
+            "--workers", "2", "--checkpoint-every", "500"] + [f"--set={k}={v}" for k, v in sets.items()]
+    cmd = [sys.executable, "-m", "dqn_bench", *args, "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    runs, ckpt = tmp_path / "classic" / "runs", tmp_path / "classic" / "checkpoints"
+    deadline = time.time() + 300
+    while not (list(runs.glob("*.json")) and list(ckpt.glob("*.pt"))) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # random's record is stored (its worker now idle) and dqn has saved once
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert re.search(r"dqn on CartPole-v1, seed\(s\) 0: stopped at step [\d,]+ of 50,000, checkpoint saved", err), err
+    assert [json.loads(p.read_text())["spec"]["agent"] for p in runs.glob("*.json")] == ["random"]
