@@ -40,8 +40,9 @@ def run_local(batches: Iterable[Sequence[RunSpec] | RunSpec], workers: int, env_
         path = _checkpoint(batch, checkpoint_dir, checkpoint_every)
         return (batch, path, checkpoint_every, tensorboard, policies, report, threads, device), path
 
-    first = list(itertools.islice(batches, 2))
-    if workers <= 1 or len(first) <= 1:  # in this process: no worker to spawn
+    # pulling a batch claims it: one worker pulls each as it starts it, more look ahead for a second
+    first = [] if workers <= 1 else list(itertools.islice(batches, 2))
+    if len(first) <= 1:  # in this process: no worker to spawn
         for batch in itertools.chain(first, batches):
             call, path = args(batch, progress)
             yield from _stored(run_batch(*call), path)

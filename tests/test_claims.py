@@ -103,3 +103,21 @@ def test_a_killed_commands_batches_are_finished_by_the_next(tmp_path):
     recs = records(tmp_path)
     assert len(recs) == 12 and all(r["status"] == "ok" for r in recs)
     assert not list(ckpt.glob("*.claim")) and not list(ckpt.glob("*.pt"))
+
+
+def test_one_worker_pulls_each_batch_only_when_it_starts_it():
+    """Pulling a batch claims it: one worker must not hold the next batch while it trains this one,
+    or a second command on the folder skips that batch and idles."""
+    from dqn_bench.executors import run_local
+
+    pulled = []
+
+    def pull():
+        for batch in batches():
+            pulled.append(batch[0].seed)
+            yield batch
+
+    records = run_local(pull(), workers=1)
+    first = next(records)
+    assert first["spec"]["seed"] == 0 and pulled == [0]
+    assert [r["spec"]["seed"] for r in records] == [1] and pulled == [0, 1]
