@@ -20,8 +20,9 @@ ATARI_100K_PROTOCOL = (
     "EfficientZero and MuZero as their papers report."
 )
 MACHADO_CAVEAT = (
-    "Ours follows Machado et al. 2018 (sticky actions 0.25, no life-loss signal, 5 evaluation episodes per seed), "
-    "which is harder: read them as context, not as a like-for-like comparison (sources: baselines/SOURCES.md)."
+    "Ours follows Machado et al. 2018 (sticky actions 0.25, no life-loss signal, games up to 108k frames; the final "
+    "evaluation's episodes per run are in each table), which is harder: read them as context, not as a like-for-like "
+    "comparison (sources: baselines/SOURCES.md)."
 )
 
 
