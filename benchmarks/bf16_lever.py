@@ -11,10 +11,11 @@ would be a new numeric path, so it pays only if the ratio outweighs re-validatin
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch import nn
+
+from atari_update import _timed  # this folder: the script's own path
 
 
 def steps_per_second(bf16: bool, channels_last: bool, seconds: float) -> float:
@@ -34,13 +35,7 @@ def steps_per_second(bf16: bool, channels_last: bool, seconds: float) -> float:
                 net(x), net(x)
         loss.backward()
 
-    for _ in range(3):  # warm-up: oneDNN primitive creation
-        step()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        calls += 1
-    return calls / (time.perf_counter() - start)
+    return _timed(step, seconds)
 
 
 def main() -> None:
