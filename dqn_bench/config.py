@@ -69,7 +69,9 @@ def seed_batches(specs: Sequence[RunSpec], workers: int, seed_batch: int | None 
                  batched: Callable[[RunSpec], bool] = lambda spec: True,
                  max_batch: Callable[[RunSpec], int] = lambda spec: 1 << 30,
                  pending: Sequence[Sequence[str]] = ()) -> list[list[RunSpec]]:
-    """Group runs that differ only in seed into seed batches, in plan order.
+    """Group runs that differ only in seed into seed batches, seed-major: every cell's first batch
+    (in plan order), then every cell's second, and so on, so a grid that is still running soon has
+    whole seeds on every env, which is what the report's aggregates need.
 
     Batches with a checkpoint (`pending` key lists) are re-formed first, exactly, so they resume.
     Otherwise a cell's seeds are split into batches of `seed_batch` seeds, or by default into as
@@ -86,18 +88,21 @@ def seed_batches(specs: Sequence[RunSpec], workers: int, seed_batch: int | None 
     for spec in by_key.values():
         cells.setdefault(spec.cell, []).append(spec)
     per_cell = max(1, math.ceil(workers / max(1, len(cells))))  # batches per cell by default
+    split: list[list[list[RunSpec]]] = []
     for runs in cells.values():
         if not batched(runs[0]):
-            batches += [[r] for r in runs]
+            split.append([[r] for r in runs])
             continue
         size = seed_batch or math.ceil(len(runs) / min(per_cell, len(runs)))
         size = max(1, min(size, max_batch(runs[0])))
         if seed_batch and size == seed_batch:
-            batches += [runs[i : i + size] for i in range(0, len(runs), size)]
+            split.append([runs[i : i + size] for i in range(0, len(runs), size)])
         else:  # balanced: 10 seeds at most 4 per batch -> 4, 3, 3
             n = math.ceil(len(runs) / size)
             bounds = [round(i * len(runs) / n) for i in range(n + 1)]
-            batches += [runs[a:b] for a, b in zip(bounds, bounds[1:])]
+            split.append([runs[a:b] for a, b in zip(bounds, bounds[1:])])
+    for i in range(max(map(len, split), default=0)):
+        batches += [cell[i] for cell in split if i < len(cell)]
     return batches
 
 

@@ -44,6 +44,19 @@ def test_seed_batch_option_and_one_seed_per_process():
     assert sizes(cfg.seed_batches(ten, workers=1, max_batch=lambda s: 3)) == [2, 3, 3, 2]
 
 
+def test_batches_run_seed_major_so_a_partial_grid_has_whole_seeds_early():
+    grid = cfg.plan(CLASSIC, ["dqn"], ["CartPole-v1", "Acrobot-v1"], 4, SETS)  # plan order: env-major
+    order = lambda batches: [(b[0].env, [s.seed for s in b]) for b in batches]  # noqa: E731
+    assert order(cfg.seed_batches(grid, workers=1, batched=lambda s: False)) == [
+        ("CartPole-v1", [0]), ("Acrobot-v1", [0]), ("CartPole-v1", [1]), ("Acrobot-v1", [1]),
+        ("CartPole-v1", [2]), ("Acrobot-v1", [2]), ("CartPole-v1", [3]), ("Acrobot-v1", [3])]
+    assert order(cfg.seed_batches(grid, workers=1, seed_batch=3)) == [
+        ("CartPole-v1", [0, 1, 2]), ("Acrobot-v1", [0, 1, 2]), ("CartPole-v1", [3]), ("Acrobot-v1", [3])]
+    pending = [[grid[7].key]]  # a checkpointed batch still comes first
+    assert order(cfg.seed_batches(grid, workers=1, batched=lambda s: False, pending=pending))[:3] == [
+        ("Acrobot-v1", [3]), ("CartPole-v1", [0]), ("Acrobot-v1", [0])]
+
+
 def test_resumed_cell_batches_only_the_missing_seeds_and_checkpointed_batches_reform():
     ten = plan(seeds=10)
     todo = [s for s in ten if s.seed not in (0, 3, 7)]
