@@ -241,6 +241,10 @@ def cmd_play(args) -> int:
         print(f"episode {i} (reset seed {spec.eval_seed + i}): return {ret:g}")
     print(f"mean return over {len(returns)} episode(s): {np.mean(returns):g}"
           + (f"; videos in {args.video}" if args.video else ""))
+    eps = float(spec.config.get("eval_epsilon", 0))
+    if eps > 0:
+        print(f"(its evaluation policy acts at random with probability {eps:g}: these episodes are new draws, "
+              f"so they need not repeat the record's final evaluation)")
     return 0
 
 
@@ -372,7 +376,7 @@ def build_parser() -> Parser:
     add_execution_args(sw)
     sw.set_defaults(func=cmd_sweep)
 
-    pl = sub.add_parser("play", help="load a stored run's final network and play greedy episodes")
+    pl = sub.add_parser("play", help="load a stored run's final network and play episodes of its evaluation policy")
     pl.add_argument("--suite", required=True)
     pl.add_argument("--agent", required=True)
     pl.add_argument("--env", required=True)

@@ -22,8 +22,10 @@ def require_video() -> None:
 
 
 def play(spec: RunSpec, model: Path, episodes: int, video: Path | None = None) -> list[float]:
-    """Greedy returns of `episodes` episodes; episode i starts from reset(seed=eval_seed + i), as
-    the run's own evaluations did, so they repeat its final evaluation's first returns."""
+    """Returns of `episodes` episodes of the run's evaluation policy; episode i starts from
+    reset(seed=eval_seed + i), as the run's own evaluations did, so a deterministic policy repeats
+    its final evaluation's first returns. With eval_epsilon > 0 the random actions are fresh draws
+    (the final evaluation drew them for all its episodes at once), so returns can differ."""
     saved = checkpoints.read(model)
     if video:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws offscreen; no display needed

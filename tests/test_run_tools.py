@@ -74,9 +74,21 @@ def test_play_repeats_the_final_evaluation_of_the_stored_network(stored, run_cli
         (final,) = [rec["eval"]["returns"][-1] for rec in recs.values()
                     if rec["spec"]["agent"] == agent and rec["spec"]["seed"] == 1]
         if agent == "dqn":  # a deterministic greedy policy on the same episode seeds: the same returns
-            assert played == final[:3]
+            assert played == final[:3] and "new draws" not in r.stdout
         else:  # tabular greedy breaks ties at random, so only the play itself is checked
             assert len(played) == 3 and min(played) >= 8
+
+
+def test_play_of_an_epsilon_greedy_evaluation_policy_says_its_episodes_are_new_draws(run_cli, tmp_path):
+    sets = [*TINY, "--set", "eval_epsilon=0.2"]
+    r = run_cli("run", "--suite", "classic", "--agents", "dqn", "--envs", "CartPole-v1", "--seeds", "1",
+                "--out", tmp_path, *sets)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("play", "--suite", "classic", "--agent", "dqn", "--env", "CartPole-v1", "--seed", "0",
+                "--out", tmp_path, "--episodes", "2", *sets)
+    assert r.returncode == 0, r.stderr
+    assert len(re.findall(r"return ([-\d.e+]+)$", r.stdout, re.M)) == 2
+    assert "acts at random with probability 0.2: these episodes are new draws" in r.stdout
 
 
 def test_play_writes_videos(stored, run_cli, tmp_path):
