@@ -29,7 +29,10 @@ ATARI_100K_FRAMES = 400_000  # 100k agent steps x frame skip 4: the Atari-100k b
 PUBLISHED_AGENT = "drq_eps"  # our preset whose published per-run scores baselines/ holds
 
 
-def _ci(point, lo, hi, digits=2) -> str:
+def _ci(point, lo, hi, digits=2, seeds: int = 2) -> str:
+    # a bootstrap over one seed resamples that seed alone: its [x, x] would read as certainty
+    if seeds < 2:
+        return f"{point:.{digits}f} (1 seed: no CI)"
     return f"{point:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
@@ -163,7 +166,7 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
              "| game | our runs | ours: mean | published: mean | our runs' percentiles | p (ours lower) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['runs']} | {_ci(r['mean'], r['ci_low'], r['ci_high'], 1)} | "
+        lines.append(f"| {r['env']} | {r['runs']} | {_ci(r['mean'], r['ci_low'], r['ci_high'], 1, r['runs'])} | "
                      f"{_ci(r['published_mean'], r['published_ci_low'], r['published_ci_high'], 1)} | "
                      f"{r['percentiles']} | {r['p_ours_lower']:.3f} |")
     if len(ours_T) == len(pub_T):  # the aggregates need our seeds on every game
@@ -174,10 +177,11 @@ def published_comparison(runs: pd.DataFrame, complete: pd.DataFrame, refs,
                   f"{len(ours_T[0])} seed(s) finished on every game):", "",
                   "| runs | " + " | ".join(stats.METRICS) + " |", "|---|" + "---|" * len(stats.METRICS)]
         for name in ("ours", "published"):
-            lines.append(f"| {name} | " + " | ".join(_ci(points[name][i], cis[name][0, i], cis[name][1, i])
-                                                    for i in range(len(stats.METRICS))) + " |")
+            lines.append(f"| {name} | " + " | ".join(_ci(points[name][i], cis[name][0, i], cis[name][1, i],
+                                                        seeds=len(scores[name])) for i in range(len(stats.METRICS))) + " |")
         (pair,) = poi
-        lines += ["", f"P(ours > published) = {_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2])}"]
+        lines += ["", f"P(ours > published) = "
+                  f"{_ci(np.ravel(poi[pair])[0], *np.ravel(poi_ci[pair])[:2], seeds=len(ours_T[0]))}"]
     else:
         lines += ["", "The aggregates over the games wait for a seed of ours finished on every game."]
     # per machine: one CPU model name spans AVX2 and AVX-512 parts 2-3x apart, so no median across them
@@ -264,6 +268,7 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
     versions = [f"{k} {' / '.join(sorted({r['versions'][k] for r in records if k in r['versions']}))}"
                 for k in packages]
     waiting = sorted(set(runs["agent"]) - set(df["agent"]))  # agents with no seed on every env yet
+    seeds = df.groupby("agent")["seed"].nunique()  # each agent's seeds in the aggregates
     lines = [
         f"# Results: `{suite}` suite",
         "",
@@ -294,7 +299,8 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
         lines += ["| agent | " + " | ".join(stats.METRICS) + " | median core-s/run |",
                   "|---|" + "---|" * (len(stats.METRICS) + 1)]
     for _, r in (agg if agg is not None else pd.DataFrame()).iterrows():
-        lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'])
+        n = seeds[r["agent"]]
+        lines.append(f"| {r['agent']} | " + " | ".join(_ci(r[m], r[f'{m} ci_low'], r[f'{m} ci_high'], seeds=n)
                                                          for m in stats.METRICS) + f" | {r['median core-s/run']:.0f} |")
     lines += ["", "Cost: the median over an agent's runs of its single-core process seconds (CPU time where the "
               "record has it, else wall time; a seed batch's time shared by its seeds), on the machine(s) above."]
@@ -303,12 +309,14 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
         if not rows.empty:
             what = f", {BASE_DESCRIPTIONS[base]}" if base in BASE_DESCRIPTIONS else ""
             lines += ["", f"Probability of improvement over `{base}`{what}:", "", "| X, Y | P(X > Y) |", "|---|---|"]
-            lines += [f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'])} |" for _, r in rows.iterrows()]
+            for _, r in rows.iterrows():
+                fewest = min(seeds[a] for a in r["pair"].split(","))
+                lines.append(f"| {r['pair']} | {_ci(r['P(X > Y)'], r['ci_low'], r['ci_high'], seeds=fewest)} |")
     if predicted:
         lines += ["", "Atari-5 prediction of the Atari-57 median human-normalized score (Aitchison et al. 2022, "
                   "weights in `baselines/atari5.csv`; 95% stratified-bootstrap CI over seeds):", "",
                   "| agent | predicted median HNS (%) |", "|---|---|"]
-        lines += [f"| {a} | {_ci(*v, digits=1)} |" for a, v in sorted(predicted.items())]
+        lines += [f"| {a} | {_ci(*v, digits=1, seeds=seeds[a])} |" for a, v in sorted(predicted.items())]
     if beside:
         lines += ["", *beside]
     lines += ["", "## Per environment (final score: mean over seeds, 95% CI)", ""]
@@ -328,7 +336,7 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
             if note:
                 why.append(f"{len(why) + 1}. `{r['agent']}`: {note}")
             normalized = "–" if ref is None else f"{r['normalized']:.2f}"
-            lines.append(f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'])} | "
+            lines.append(f"| {r['agent']} | {r['seeds']} | {_ci(r['mean'], r['ci_low'], r['ci_high'], seeds=r['seeds'])} | "
                          f"{normalized}" + (f" (note {len(why)})" if note else "") + " |"
                          + (f" {solved} |" if threshold else "") + f" {r['final_episodes']} | {r['core_s']:.0f} |")
         lines += ["", *why, ""] if why else [""]

@@ -1,5 +1,6 @@
 """Normalization by hand, our aggregates == rliable on the same arrays, ragged grids, --check."""
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -97,11 +98,17 @@ def test_a_grid_still_landing_shows_every_run_per_env_and_complete_seeds_in_the_
     assert "`python -m dqn_bench report --allow-ragged`" in readme
     assert ("- in progress: 1 run missing from the grid (dqn/Acrobot-v1/seed 0). The per-env tables show every run; "
             "the aggregates, plots and P(improvement) only the seeds their agent has on every env (none yet of dqn).") in readme
-    assert "| dqn | 1 | 450.00 [450.00, 450.00] |" in readme  # CartPole's table has the run
+    assert "| dqn | 1 | 450.00 (1 seed: no CI) |" in readme  # CartPole's table has the run, no [x, x] interval
     assert pd.read_csv(io.BytesIO(files["aggregate.csv"]))["agent"].tolist() == ["random"]
     store.write(fake_record("dqn", "Acrobot-v1", 0, -100.0))  # the grid is whole again: no flag, no note
     readme = reporting.build(tmp_path / "s", reps=100)["README.md"].decode()
     assert "in progress" not in readme and "`python -m dqn_bench report`" in readme
+    # one seed of dqn in the aggregates: its point estimates without intervals, random's with them
+    aggregate = readme.split("## Aggregate")[1].split("\n## ")[0].splitlines()
+    rows = {line.split(" | ")[0]: line for line in aggregate if line.startswith(("| dqn |", "| random |"))}
+    assert rows["| dqn"].count("(1 seed: no CI)") == 4 and "[" not in rows["| dqn"]
+    assert rows["| random"].count("[") == 4 and "no CI" not in rows["| random"]
+    assert re.search(r"^\| random,dqn \| [\d.]+ \(1 seed: no CI\) \|$", readme, re.M)
 
 
 def test_the_published_comparison_of_a_grid_still_landing(tmp_path):
