@@ -69,9 +69,10 @@ def seed_batches(specs: Sequence[RunSpec], workers: int, seed_batch: int | None 
                  batched: Callable[[RunSpec], bool] = lambda spec: True,
                  max_batch: Callable[[RunSpec], int] = lambda spec: 1 << 30,
                  pending: Sequence[Sequence[str]] = ()) -> list[list[RunSpec]]:
-    """Group runs that differ only in seed into seed batches, seed-major: every cell's first batch
-    (in plan order), then every cell's second, and so on, so a grid that is still running soon has
-    whole seeds on every env, which is what the report's aggregates need.
+    """Group runs that differ only in seed into seed batches, seed-major: batches in order of their
+    lowest seed (cells in plan order among equals), so a grid that is still running soon has whole
+    seeds on every env, which is what the report's aggregates need, also when cells have finished
+    different seeds (seed 0 of one env comes before seed 1 of another).
 
     Batches with a checkpoint (`pending` key lists) are re-formed first, exactly, so they resume.
     Otherwise a cell's seeds are split into batches of `seed_batch` seeds, or by default into as
@@ -101,9 +102,8 @@ def seed_batches(specs: Sequence[RunSpec], workers: int, seed_batch: int | None 
             n = math.ceil(len(runs) / size)
             bounds = [round(i * len(runs) / n) for i in range(n + 1)]
             split.append([runs[a:b] for a, b in zip(bounds, bounds[1:])])
-    for i in range(max(map(len, split), default=0)):
-        batches += [cell[i] for cell in split if i < len(cell)]
-    return batches
+    # a stable sort: within a lowest seed, cells keep plan order
+    return batches + sorted((b for cell in split for b in cell), key=lambda b: min(r.seed for r in b))
 
 
 def suite_names() -> list[str]:

@@ -55,6 +55,11 @@ def test_batches_run_seed_major_so_a_partial_grid_has_whole_seeds_early():
     pending = [[grid[7].key]]  # a checkpointed batch still comes first
     assert order(cfg.seed_batches(grid, workers=1, batched=lambda s: False, pending=pending))[:3] == [
         ("Acrobot-v1", [3]), ("CartPole-v1", [0]), ("Acrobot-v1", [0])]
+    # cells that finished different seeds: the lowest missing seed first, wherever its cell is
+    rest = [s for s in grid if (s.env, s.seed) not in {("CartPole-v1", 0), ("CartPole-v1", 1)}]
+    assert order(cfg.seed_batches(rest, workers=1, batched=lambda s: False)) == [
+        ("Acrobot-v1", [0]), ("Acrobot-v1", [1]), ("CartPole-v1", [2]), ("Acrobot-v1", [2]),
+        ("CartPole-v1", [3]), ("Acrobot-v1", [3])]
 
 
 def test_resumed_cell_batches_only_the_missing_seeds_and_checkpointed_batches_reform():
