@@ -78,7 +78,7 @@ def classic(steps: int, seeds: int) -> None:
     rows.append((f"JAX seed-vmap DQN, {seeds} seeds (compile {jax_out['compile_s']:.1f} s)", seeds, wall,
                  jax_out["scores"]))
     floors = {}
-    for kind in ("torch", "xla"):
+    for kind in ("torch", "onednn", "xla"):
         _, stdout = pinned([sys.executable, __file__, "--child", f"floor:{kind}", "--seeds", str(seeds)])
         floors[kind] = json.loads(stdout.splitlines()[-1])["gflops"]
     sb3 = next(r[2] for r in rows if r[0].startswith("Stable"))
@@ -91,11 +91,11 @@ def classic(steps: int, seeds: int) -> None:
 
     best = max(floors.values())
     print(f"\nGEMM floor at the gradient step's shapes, {seeds} seeds: torch bmm {floors['torch']:.1f} GFLOP/s, "
-          f"XLA {floors['xla']:.1f} GFLOP/s")
+          f"oneDNN {floors['onednn']:.1f} GFLOP/s (weights packed ahead), XLA {floors['xla']:.1f} GFLOP/s")
     for name, k, wall, _ in rows:
         if k == seeds and steps == 50_000:  # the floor's step count is the Zoo config's at 50k steps
             gflops = k * GRADIENT_STEPS * STEP_FLOPS / wall / 1e9
-            print(f"{name}: {gflops:.1f} GFLOP/s over the whole command = {gflops / best:.2f} of the faster floor")
+            print(f"{name}: {gflops:.1f} GFLOP/s over the whole command = {gflops / best:.2f} of the fastest floor")
 
 
 def main() -> None:
@@ -108,9 +108,9 @@ def main() -> None:
     args = p.parse_args()
     if args.child in ("sb3", "sbx"):
         return child_sb3(args.steps, args.child == "sbx")
-    if args.child in ("floor:torch", "floor:xla"):
+    if args.child and args.child.startswith("floor:"):
         import cartpole_floor
-        fn = cartpole_floor.torch_floor if args.child.endswith("torch") else cartpole_floor.xla_floor
+        fn = getattr(cartpole_floor, f"{args.child.split(':')[1]}_floor")
         return print(json.dumps({"gflops": fn(args.seeds)}))
     if args.child:  # atari:NAME
         from atari_update import measure

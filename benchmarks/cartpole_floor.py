@@ -1,6 +1,7 @@
 """The GEMM floor of a CartPole Zoo DQN run: the matrix products of one gradient step of K seeds
-(online and target forwards, weight and input gradients) timed bare, by torch's bmm (MKL) and by
-XLA (one jitted program of the same dots), so a run's throughput is stated against the faster."""
+(online and target forwards, weight and input gradients) timed bare, by torch's bmm (MKL), by
+oneDNN's matmul and by XLA (one jitted program of the same dots), so a run's throughput is stated
+against the fastest."""
 from __future__ import annotations
 
 import time
@@ -38,6 +39,20 @@ def torch_floor(k: int) -> float:
     torch.set_num_threads(1)
     pairs = [(torch.randn(k, m, n_in), torch.randn(k, n_in, n)) for m, n_in, n in SHAPES]
     return k * STEP_FLOPS / best_seconds(lambda: [torch.bmm(a, b) for a, b in pairs]) / 1e9
+
+
+def onednn_floor(k: int) -> float:
+    """GFLOP/s of the same products by oneDNN's fp32 matmul (torch's mkldnn linear), one call per
+    seed, every right-hand matrix packed ahead into oneDNN's layout: the most this path can give,
+    since the gradients' right-hand sides change every step. 0 where torch has no oneDNN."""
+    import torch
+
+    torch.set_num_threads(1)
+    if not torch.backends.mkldnn.is_available():
+        return 0.0
+    linear, pack = torch.ops.mkldnn._linear_pointwise, torch.ops.mkldnn._reorder_linear_weight
+    calls = [(torch.randn(m, n_in), pack(torch.randn(n, n_in), m)) for m, n_in, n in SHAPES for _ in range(k)]
+    return k * STEP_FLOPS / best_seconds(lambda: [linear(a, b, None, "none", [], "") for a, b in calls]) / 1e9
 
 
 def xla_floor(k: int) -> float:
