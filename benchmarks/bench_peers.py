@@ -77,21 +77,21 @@ def classic(steps: int, seeds: int) -> None:
     jax_out = json.loads(stdout.splitlines()[-1])
     rows.append((f"JAX seed-vmap DQN, {seeds} seeds (compile {jax_out['compile_s']:.1f} s)", seeds, wall,
                  jax_out["scores"]))
+    from cartpole_floor import FLOORS, GRADIENT_STEPS, STEP_FLOPS
+
     floors = {}
-    for kind in ("torch", "onednn", "xla"):
-        _, stdout = pinned([sys.executable, __file__, "--child", f"floor:{kind}", "--seeds", str(seeds)])
-        floors[kind] = json.loads(stdout.splitlines()[-1])["gflops"]
+    for name in FLOORS:
+        _, stdout = pinned([sys.executable, __file__, "--child", f"floor:{name}", "--seeds", str(seeds)])
+        floors[name] = json.loads(stdout.splitlines()[-1])["gflops"]
     sb3 = next(r[2] for r in rows if r[0].startswith("Stable"))
     print(f"\nCartPole-v1, Zoo DQN, {steps} steps, one pinned core and thread each, whole command timed")
     print("| implementation | seeds | wall per seed (s) | vs SB3 | greedy return (mean over seeds) |")
     print("|---|---|---|---|---|")
     for name, k, wall, scores in rows:
         print(f"| {name} | {k} | {wall / k:.1f} | {wall / k / sb3:.2f} | {sum(scores) / len(scores):.1f} |")
-    from cartpole_floor import GRADIENT_STEPS, STEP_FLOPS
-
     best = max(floors.values())
-    print(f"\nGEMM floor at the gradient step's shapes, {seeds} seeds: torch bmm {floors['torch']:.1f} GFLOP/s, "
-          f"oneDNN {floors['onednn']:.1f} GFLOP/s (weights packed ahead), XLA {floors['xla']:.1f} GFLOP/s")
+    print(f"\nGEMM floor at the gradient step's shapes, {seeds} seeds (GFLOP/s; oneDNN's weights packed ahead): "
+          + ", ".join(f"{name} {gflops:.1f}" for name, gflops in floors.items()))
     for name, k, wall, _ in rows:
         if k == seeds and steps == 50_000:  # the floor's step count is the Zoo config's at 50k steps
             gflops = k * GRADIENT_STEPS * STEP_FLOPS / wall / 1e9
@@ -109,9 +109,8 @@ def main() -> None:
     if args.child in ("sb3", "sbx"):
         return child_sb3(args.steps, args.child == "sbx")
     if args.child and args.child.startswith("floor:"):
-        import cartpole_floor
-        fn = getattr(cartpole_floor, f"{args.child.split(':')[1]}_floor")
-        return print(json.dumps({"gflops": fn(args.seeds)}))
+        from cartpole_floor import FLOORS
+        return print(json.dumps({"gflops": FLOORS[args.child.split(":", 1)[1]](args.seeds)}))
     if args.child:  # atari:NAME
         from atari_update import measure
         return print(json.dumps(measure(args.child.split(":", 1)[1], args.seconds)))

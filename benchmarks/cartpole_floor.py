@@ -65,3 +65,7 @@ def xla_floor(k: int) -> float:
              for i, (m, n_in, n) in enumerate(SHAPES)]
     dots = jax.jit(lambda pairs: [a @ b for a, b in pairs])
     return k * STEP_FLOPS / best_seconds(lambda: jax.block_until_ready(dots(pairs))) / 1e9
+
+
+# name -> floor, in the order bench_peers prints them
+FLOORS = {"torch bmm": torch_floor, "oneDNN": onednn_floor, "XLA": xla_floor}
