@@ -262,6 +262,7 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
     failed = len(records) - len(ok)
     # a seed batch of K runs that took T seconds in one process counts T, not K x T
     wall = sum(r["wall_time_s"] / r.get("seed_batch", 1) for r in records)
+    threaded = sum(r.get("threads", 1) > 1 for r in records)  # their wall time spanned several cores
     machines = sorted({r["versions"].get("machine", "unknown") for r in records})
     # One entry per package, listing each version seen, so a new commit adds a sha, not a whole line.
     packages = sorted({k for r in records for k in r["versions"]} - {"machine"})
@@ -281,7 +282,9 @@ def _markdown(suite, records, runs, df, missing, refs, per_env, agg, poi, reps, 
            f"({stats.listed(missing)}). The per-env tables show "
            "every run; the aggregates, plots and P(improvement) only the seeds their agent has on every env"
            + (f" (none yet of {', '.join(waiting)})" if waiting else "") + "."] if missing else []),
-        f"- total training wall time: {wall / 3600:.2f} h of single-core run time",
+        f"- total training wall time: {wall / 3600:.2f} h of "
+        + (f"process run time ({threaded} run{'s' * (threaded != 1)} on more than one thread)" if threaded
+           else "single-core run time"),
         f"- machine(s): {'; '.join(machines)}",
         f"- versions: {', '.join(versions)}",
         "- normalization: (score - random) / (reference - random); reference = gymnasium reward threshold "

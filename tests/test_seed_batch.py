@@ -211,6 +211,9 @@ def test_report_counts_a_batch_once_in_wall_time(tmp_path):
     readme = reporting.build(store.root, reps=10)["README.md"].decode()
     assert "total training wall time: 2.00 h" in readme  # two batches, not four runs
     assert re.search(r"^\| dqn \|.*\| 900 \|$", readme, re.M)  # cost: CPU time shared by the batch's 2 seeds
+    store.write(records[0] | {"wall_time_s": 3600.0, "cpu_time_s": 1800.0, "threads": 2})  # spans 2 cores
+    readme = reporting.build(store.root, reps=10)["README.md"].decode()
+    assert "total training wall time: 2.00 h of process run time (1 run on more than one thread)" in readme
 
 
 def test_run_one_is_a_batch_of_one():
