@@ -39,11 +39,14 @@ def _ci(point, lo, hi, digits=2, seeds: int = 2) -> str:
 def aggregate_figure(points: dict, cis: dict, agents: list[str]):
     """rliable's interval plot of the aggregate metrics. rliable sizes the figure by rows and puts
     the x label at a fixed figure fraction, so with few agents the label would land on the tick
-    labels: keep 2.2 in of height and the label 0.62 in below the axes (its look at 8 agents)."""
+    labels: keep 2.2 in of height and the label 0.62 in below the axes (its look at 8 agents, where
+    rliable's defaults, 0.37 in a row and the label at -0.1, are kept)."""
     row_height = max(0.37, 2.2 / len(agents))
+    axes_bottom = plt.rcParams["figure.subplot.bottom"]  # rliable keeps matplotlib's default
+    label_y = min(-0.1, axes_bottom - 0.62 / (row_height * len(agents)))
     fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=list(stats.METRICS), algorithms=agents,
                                                 xlabel="Normalized score", row_height=row_height,
-                                                xlabel_y_coordinate=min(-0.1, 0.11 - 0.62 / (row_height * len(agents))))
+                                                xlabel_y_coordinate=label_y)
     return fig
 
 

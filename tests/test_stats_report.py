@@ -265,8 +265,7 @@ def test_an_atari_100k_report_prints_the_published_numbers_with_their_protocol(t
 
 @pytest.mark.parametrize("n_agents", [2, 3, 8])
 def test_the_aggregate_plot_keeps_its_x_label_clear_of_the_tick_labels(n_agents):
-    import matplotlib
-    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     agents = [f"agent_{i}" for i in range(n_agents)]
     points = {a: np.array([0.1 * i, 0.2, 0.3, 0.9]) for i, a in enumerate(agents)}
     cis = {a: np.stack([points[a] - 0.05, points[a] + 0.05]) for a in agents}
@@ -275,4 +274,4 @@ def test_the_aggregate_plot_keeps_its_x_label_clear_of_the_tick_labels(n_agents)
     label = next(t for t in fig.texts if t.get_text() == "Normalized score").get_window_extent(renderer)
     ticks = [t.get_window_extent(renderer) for ax in fig.axes for t in ax.get_xticklabels() if t.get_text()]
     assert ticks and label.y1 < min(t.y0 for t in ticks)  # display coordinates: y grows upward
-    matplotlib.pyplot.close(fig)
+    plt.close(fig)
