@@ -338,7 +338,7 @@ def test_the_written_out_gradient_step_is_autograds_bit_for_bit(flags):
         action = torch.as_tensor(rng.integers(3, size=(2, 5)))
         target = torch.as_tensor(rng.normal(size=(2, 5)).astype(np.float32))
         weights = torch.as_tensor(rng.random((2, 5)).astype(np.float32)) if cfg.prioritized else None
-        loss, td = ours._gradient_step(obs, action, target, weights)
+        loss, td = ours._gradient_step(obs, action[..., None], target, weights)
 
         q = ref.q(obs).gather(2, action[..., None]).squeeze(2)
         per_sample = (F.smooth_l1_loss if cfg.loss == "huber" else F.mse_loss)(q, target, reduction="none")
