@@ -259,6 +259,10 @@ def test_adam_is_exactly_torch_adam_across_a_checkpoint_reload():
             assert torch.equal(adam.exp_avg_sq[i], ref.optimizer.state[b]["exp_avg_sq"])
             assert torch.equal(adam.steps[i], ref.optimizer.state[b]["step"])
         assert torch.equal(back.state[b]["exp_avg_sq"], ref.optimizer.state[b]["exp_avg_sq"])
+    for p in ref.params:  # ours keeps one count for all; torch's, loaded from it, counts each on its own
+        p.grad = torch.zeros_like(p)
+    back.step()
+    assert [back.state[p]["step"].item() for p in ref.params] == [19.0] * len(ref.params)
 
 
 def test_hard_target_updates_skipped_only_when_nothing_changed(monkeypatch):
