@@ -46,12 +46,13 @@ class Adam:
 
     def load_state_dict(self, state: dict) -> None:
         """Either format's state (this class's or torch.optim.Adam's), copied into place."""
+        saved = state["state"]  # empty when saved before the first step
         with torch.no_grad():
+            if not saved:
+                for t in (self.step_count, *self.exp_avg, *self.exp_avg_sq):
+                    t.zero_()
+                return
+            self.step_count.copy_(torch.as_tensor(saved[0]["step"]))  # every parameter's count is the same
             for i, (m, v) in enumerate(zip(self.exp_avg, self.exp_avg_sq)):
-                saved = state["state"].get(i)
-                if saved is None:  # saved before the first step
-                    self.step_count.zero_(), m.zero_(), v.zero_()
-                    continue
-                self.step_count.copy_(torch.as_tensor(saved["step"]))
-                m.copy_(saved["exp_avg"])
-                v.copy_(saved["exp_avg_sq"])
+                m.copy_(saved[i]["exp_avg"])
+                v.copy_(saved[i]["exp_avg_sq"])
